@@ -11,7 +11,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from kubesvc.api import conversion, errors, schema
 from kubesvc.api.defaults import apply_defaults, carry_over
@@ -28,15 +28,31 @@ NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Kinds whose status is written only through the /status subresource, and reset on create.
 STATUS_RESET_ON_CREATE = {"Pod", "Service", "Deployment", "ReplicaSet", "Ingress"}
 
-# A hook sees (resource, new, old) before a write and may change new or raise an ApiError;
-# it returns an undo callable run if the write then fails (allocations to give back).
-Hook = Callable[[Resource, Obj, Obj | None], Awaitable[Callable[[], None] | None]]
+class Pending(Protocol):
+    """What a hook reserved for a write (addresses, ports): kept or given back after it."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+# A hook sees (resource, new, old) before a write and may change new or raise an ApiError.
+Hook = Callable[[Resource, Obj, Obj | None], Awaitable[Pending | None]]
 DeleteHook = Callable[[Resource, Obj], Awaitable[None]]
-Undo = list[Callable[[], None]]
 
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Reservations(list[Pending]):
+    def commit(self) -> None:
+        for reserved in self:
+            reserved.commit()
+
+    def rollback(self) -> None:
+        for reserved in reversed(self):
+            reserved.rollback()
 
 
 def _finished_deleting(obj: Obj) -> bool:
@@ -134,19 +150,17 @@ class Registry:
         if causes:
             raise errors.invalid(res.kind, res.group, _meta(obj).get("name", ""), causes)
 
-    async def _run_hooks(self, res: Resource, obj: Obj,
-                         old: Obj | None) -> Undo:
-        undo: Undo = []
+    async def _run_hooks(self, res: Resource, obj: Obj, old: Obj | None) -> _Reservations:
+        pending = _Reservations()
         try:
             for hook in self.before_write:
-                u = await hook(res, obj, old)
-                if u is not None:
-                    undo.append(u)
+                reserved = await hook(res, obj, old)
+                if reserved is not None:
+                    pending.append(reserved)
         except BaseException:
-            for u in reversed(undo):
-                u()
+            pending.rollback()
             raise
-        return undo
+        return pending
 
     async def create(self, res: Resource, namespace: str | None, body: Any, *,
                      strict: bool = False, dry_run: bool = False) -> Obj:
@@ -177,17 +191,16 @@ class Registry:
         _prepare_create(obj)
         apply_defaults(obj)
         self._validate(res, obj, None)
-        undo = await self._run_hooks(stored_res, obj, None)
+        pending = await self._run_hooks(stored_res, obj, None)
         if dry_run:
-            for u in undo:
-                u()
+            pending.rollback()
             return self.to_client(res, obj)
         try:
             created = await self.store.create(stored_res.key(namespace, _meta(obj)["name"]), obj)
         except KeyExists:
-            for u in undo:
-                u()
+            pending.rollback()
             raise errors.already_exists(res.plural, res.group, _meta(obj)["name"]) from None
+        pending.commit()
         return self.to_client(res, created)
 
     async def _check_namespace(self, namespace: str) -> None:
@@ -251,19 +264,19 @@ class Registry:
         name = old["metadata"]["name"]
         self._validate(res, new, old)
         stored_res = storage_resource(res)
-        undo = await self._run_hooks(stored_res, new, old)
+        pending = await self._run_hooks(stored_res, new, old)
         if dry_run:
-            for u in undo:
-                u()
+            pending.rollback()
             return self.to_client(res, new)
         if _finished_deleting(new):
+            pending.rollback()
             return await self._remove(res, key, old)
         try:
             written = await self.store.update(key, new, int(old["metadata"]["resourceVersion"]))
         except (RevisionConflict, KeyNotFound):
-            for u in undo:
-                u()
+            pending.rollback()
             raise errors.conflict(res.plural, res.group, name) from None
+        pending.commit()
         return self.to_client(res, written)
 
     async def patch(self, res: Resource, namespace: str | None, name: str, body: bytes,

@@ -12,6 +12,7 @@ from kubesvc.api import errors
 from kubesvc.api.resources import by_kind
 from kubesvc.apiserver.app import ApiServer, StreamHandler
 from kubesvc.apiserver.registry import Registry
+from kubesvc.apiserver.services import ServiceAddresses
 from kubesvc.config.cluster import ClusterConfig
 from kubesvc.storage import Store
 
@@ -59,17 +60,30 @@ class ApiServerProcess:
                  stream: StreamHandler | None = None) -> None:
         self.config = config
         self.registry = Registry(store)
+        self.services = ServiceAddresses(self.registry, config.service_cidr,
+                                         config.node_port_range)
         self.api = ApiServer(self.registry, authenticate=authenticator(config), stream=stream)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         await bootstrap(self.registry)
+        await self.services.start()
         self._runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.api_address, self.config.api_port,
+        await self.listen(self.config.api_address)
+
+    async def listen(self, address: str) -> None:
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, address, self.config.api_port,
                            ssl_context=_ssl_context(self.config), reuse_address=True)
         await site.start()
+
+    async def advertise(self, address: str) -> None:
+        """Also listen on an address pods can reach, and make it the `kubernetes` endpoint."""
+        if address != self.config.api_address:
+            await self.listen(address)
+        await self.services.advertise(address, self.config.api_port)
 
     async def stop(self) -> None:
         self.registry.store.close_watches()

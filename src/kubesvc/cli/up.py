@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from kubesvc.api.allocators import IPAllocator
 from kubesvc.apiserver.server import ApiServerProcess
 from kubesvc.client.informer import InformerFactory
 from kubesvc.client.rest import Client
@@ -21,7 +22,9 @@ from kubesvc.config import kubeconfig
 from kubesvc.config.cluster import ClusterConfig
 from kubesvc.controllers.base import Controller
 from kubesvc.controllers.deployment import DeploymentController
+from kubesvc.controllers.endpoints import EndpointsController
 from kubesvc.controllers.gc import GarbageCollector
+from kubesvc.controllers.loadbalancer import LoadBalancerController
 from kubesvc.controllers.namespace import NamespaceController
 from kubesvc.controllers.nodeipam import NodeIpamController
 from kubesvc.controllers.replicaset import ReplicaSetController
@@ -62,6 +65,14 @@ def cluster_kubeconfig(config: ClusterConfig) -> Path:
     return config.state_dir / "kubeconfig"
 
 
+def lb_pool(config: ClusterConfig) -> IPAllocator | None:
+    """The LoadBalancer address pool: none, an explicit range or CIDR, or (auto) a range on
+    the node's network when kubesvc made that network itself."""
+    if config.lb_pool in ("none", "auto"):
+        return None
+    return IPAllocator.for_pool(config.lb_pool)
+
+
 async def run(config: ClusterConfig, step: Step, ready: Callable[[], None],
               user_kubeconfig: Path | None) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +98,9 @@ async def run(config: ClusterConfig, step: Step, ready: Callable[[], None],
         controllers: list[Controller] = [
             NamespaceController(informers), GarbageCollector(informers),
             ReplicaSetController(informers), DeploymentController(informers),
-            Scheduler(informers), NodeIpamController(informers, config.cluster_cidr)]
+            Scheduler(informers), NodeIpamController(informers, config.cluster_cidr),
+            EndpointsController(informers),
+            LoadBalancerController(informers, lb_pool(config))]
         informers.start()
         tasks = [asyncio.create_task(c.run()) for c in controllers]
         await asyncio.gather(*(i.synced.wait() for c in controllers for i in c.informers))
