@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -37,6 +38,8 @@ class Cluster:
     state_dir: Path
     extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    # Cluster, node and namespace name: unique, so clusters of parallel tests never meet.
+    name: str = field(default_factory=lambda: f"t{secrets.token_hex(3)}")
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,7 +58,8 @@ class Cluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig.unlink(missing_ok=True)
         args = [sys.executable, "-m", "kubesvc", "up", "--state-dir", str(self.state_dir),
-                "--api-port", str(self.port), "--no-kubeconfig", "-v", *self.extra_args]
+                "--api-port", str(self.port), "--name", self.name, "--isolated",
+                "--no-kubeconfig", "-v", *self.extra_args]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)

@@ -93,21 +93,13 @@ def up(state_dir: Path, name: str, api_address: str, api_port: int, isolated: bo
                       highlight=False)
 
     try:
-        _run_async(up_mod.run(config, step, ready, user_kubeconfig))
+        asyncio.run(up_mod.run(config, step, ready, user_kubeconfig))
     except up_mod.AlreadyRunning as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from None
     finally:
         status.stop()
-
-
-def _run_async(coro: object) -> None:
-    try:
-        import uvloop
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
 
 
 @cli.command()

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from kubesvc.api.allocators import IPAllocator
+from kubesvc.api.errors import ApiError
+from kubesvc.api.resources import of
+from kubesvc.apiserver.podproxy import PodProxy
 from kubesvc.apiserver.server import ApiServerProcess
 from kubesvc.client.informer import InformerFactory
 from kubesvc.client.rest import Client
@@ -29,11 +34,19 @@ from kubesvc.controllers.namespace import NamespaceController
 from kubesvc.controllers.nodeipam import NodeIpamController
 from kubesvc.controllers.replicaset import ReplicaSetController
 from kubesvc.controllers.scheduler import Scheduler
+from kubesvc.kernel.nodenet import NodeNetwork
+from kubesvc.node.agent import KUBELET_PORT, NodeAgent
+from kubesvc.node.kubelet import KubeletServer
+from kubesvc.node.runtime import Runtime
 from kubesvc.storage.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 
 Step = Callable[[str], None]
+NODES = of("v1", "Node")
+POD_CIDR_POLLS = 200
+# Pods get this long to stop when the cluster is shut down.
+STOP_GRACE = 5
 
 
 class AlreadyRunning(Exception):
@@ -65,12 +78,118 @@ def cluster_kubeconfig(config: ClusterConfig) -> Path:
     return config.state_dir / "kubeconfig"
 
 
-def lb_pool(config: ClusterConfig) -> IPAllocator | None:
-    """The LoadBalancer address pool: none, an explicit range or CIDR, or (auto) a range on
-    the node's network when kubesvc made that network itself."""
-    if config.lb_pool in ("none", "auto"):
+def lb_pool(config: ClusterConfig, node: NodeNetwork) -> IPAllocator | None:
+    """The LoadBalancer address pool: none, an explicit range or CIDR, or (auto) the top of
+    the isolated node's link subnet, which the host reaches directly as it reaches the node."""
+    if config.lb_pool == "none" or (config.lb_pool == "auto" and not config.isolated):
         return None
+    if config.lb_pool == "auto":
+        net = ipaddress.ip_network(f"{node.node_ip}/24", strict=False)
+        return IPAllocator.for_pool(f"{net[200]}-{net[250]}")
     return IPAllocator.for_pool(config.lb_pool)
+
+
+async def _wait_for_pod_cidr(client: Client, name: str) -> str:
+    """Register the Node and wait for the node-IPAM controller to give it a pod CIDR."""
+    try:
+        await client.create(NODES, {"metadata": {"name": name}, "spec": {}})
+    except ApiError as err:
+        if err.code != 409:
+            raise
+    for _ in range(POD_CIDR_POLLS):
+        node = await client.get(NODES, name)
+        if (node.get("spec") or {}).get("podCIDR"):
+            return str(node["spec"]["podCIDR"])
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"node {name} got no pod CIDR")
+
+
+class Components:
+    """Everything one `kubesvc up` runs, started in dependency order and stopped in reverse."""
+
+    def __init__(self, config: ClusterConfig, step: Step) -> None:
+        self.config = config
+        self.step = step
+        self.tasks: list[asyncio.Task[None]] = []
+        self.store: SQLiteStore | None = None
+        self.api: ApiServerProcess | None = None
+        self.client: Client | None = None
+        self.informers: InformerFactory | None = None
+        self.node: NodeNetwork | None = None
+        self.runtime: Runtime | None = None
+        self.kubelet: KubeletServer | None = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.tasks.append(asyncio.create_task(coro))
+
+    async def start(self) -> None:
+        config, step = self.config, self.step
+        step("certificates")
+        config.pki.ensure(server_hosts(config))
+        config.save()
+        step("state")
+        self.store = SQLiteStore(config.database)
+        step("API server")
+        self.api = ApiServerProcess(config, self.store, stream=None)
+        await self.api.start()
+        self.client = client = Client.for_cluster(config)
+        self.informers = informers = InformerFactory(client)
+        step("controllers")
+        controllers: list[Controller] = [
+            NamespaceController(informers), GarbageCollector(informers),
+            ReplicaSetController(informers), DeploymentController(informers),
+            Scheduler(informers), NodeIpamController(informers, config.cluster_cidr),
+            EndpointsController(informers)]
+        informers.start()
+        for controller in controllers:
+            self._spawn(controller.run())
+        await asyncio.gather(*(i.synced.wait() for c in controllers for i in c.informers))
+        self.api.api.ready.set()
+        step("node")
+        await self._start_node(client, informers)
+
+    async def _start_node(self, client: Client, informers: InformerFactory) -> None:
+        config = self.config
+        assert self.api is not None
+        pod_cidr = await _wait_for_pod_cidr(client, config.name)
+        self.node = node = NodeNetwork(config.name, pod_cidr, config.isolated,
+                                       cluster_cidr=config.cluster_cidr,
+                                       service_cidr=config.service_cidr)
+        await node.setup()
+        for warning in node.warnings:
+            log.warning("%s", warning)
+        self.runtime = runtime = Runtime(config.state_dir / "node", node,
+                                         config.cluster_domain)
+        agent = NodeAgent(client, informers, config.name, node, runtime)
+        await agent.register(pod_cidr)
+        self.kubelet = KubeletServer(runtime, agent.pods, config.pki, config.name)
+        await self.kubelet.start(node.node_ip, KUBELET_PORT)
+        self.api.api.stream = PodProxy(self.api.registry, config.pki)
+        await self.api.advertise(node.host_ip)
+        balancer = LoadBalancerController(informers, lb_pool(config, node))
+        self._spawn(agent.run())
+        self._spawn(balancer.run())
+
+    async def stop(self) -> None:
+        """Stop every component; pods and the node network go too (a crash leaves them
+        running, and the next start adopts them)."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.kubelet is not None:
+            await self.kubelet.stop()
+        if self.runtime is not None:
+            await self.runtime.stop_all_pods(STOP_GRACE)
+        if self.node is not None:
+            await self.node.teardown()
+        if self.informers is not None:
+            await self.informers.stop()
+        if self.client is not None:
+            await self.client.close()
+        if self.api is not None:
+            await self.api.stop()
+        if self.store is not None:
+            await self.store.close()
 
 
 async def run(config: ClusterConfig, step: Step, ready: Callable[[], None],
@@ -83,42 +202,17 @@ async def run(config: ClusterConfig, step: Step, ready: Callable[[], None],
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    components = Components(config, step)
     try:
-        step("certificates")
-        config.pki.ensure(server_hosts(config))
-        config.save()
-        step("state")
-        store = SQLiteStore(config.database)
-        step("API server")
-        api = ApiServerProcess(config, store)
-        await api.start()
-        client = Client.for_cluster(config)
-        informers = InformerFactory(client)
-        step("controllers")
-        controllers: list[Controller] = [
-            NamespaceController(informers), GarbageCollector(informers),
-            ReplicaSetController(informers), DeploymentController(informers),
-            Scheduler(informers), NodeIpamController(informers, config.cluster_cidr),
-            EndpointsController(informers),
-            LoadBalancerController(informers, lb_pool(config))]
-        informers.start()
-        tasks = [asyncio.create_task(c.run()) for c in controllers]
-        await asyncio.gather(*(i.synced.wait() for c in controllers for i in c.informers))
-        api.api.ready.set()
+        await components.start()
         step("kubeconfig")
         kubeconfig.merge(cluster_kubeconfig(config), config.name, config.server_url, config.pki)
         if user_kubeconfig is not None:
             kubeconfig.merge(user_kubeconfig, config.name, config.server_url, config.pki)
         ready()
         await stop.wait()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await informers.stop()
-        await client.close()
-        await api.stop()
-        await store.close()
     finally:
+        await components.stop()
         with contextlib.suppress(OSError):
             if running_pid(config) == os.getpid():
                 config.pid_file.unlink()

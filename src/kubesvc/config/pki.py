@@ -65,23 +65,28 @@ class Pki:
             _write(self.ca_cert, self.ca_key, builder.sign(key, hashes.SHA256()), key)
             for stale in (self.server_cert, self.admin_cert):
                 stale.unlink(missing_ok=True)
-        ca = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
-        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
-        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-        if not self.server_cert.exists() or _sans(self.server_cert) != set(hosts):
-            self._issue(ca, ca_key, self.server_cert, self.server_key, "kube-apiserver", None,
-                        ExtendedKeyUsageOID.SERVER_AUTH, hosts)
+        self.serving("apiserver", "kube-apiserver", hosts)
         if not self.admin_cert.exists():
-            self._issue(ca, ca_key, self.admin_cert, self.admin_key, "kubernetes-admin",
-                        "system:masters", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+            self._issue(self.admin_cert, self.admin_key, "kubernetes-admin", "system:masters",
+                        ExtendedKeyUsageOID.CLIENT_AUTH, [])
         if not self.token_file.exists():
             fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(32) + "\n")
 
-    def _issue(self, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, cert_path: Path,
-               key_path: Path, common_name: str, org: str | None,
+    def serving(self, name: str, common_name: str, hosts: list[str]) -> tuple[Path, Path]:
+        """A serving certificate for `hosts` (the API server's, a node agent's), reissued when
+        the names change; returns the certificate and key paths."""
+        cert, key = self.directory / f"{name}.crt", self.directory / f"{name}.key"
+        if not cert.exists() or _sans(cert) != set(hosts):
+            self._issue(cert, key, common_name, None, ExtendedKeyUsageOID.SERVER_AUTH, hosts)
+        return cert, key
+
+    def _issue(self, cert_path: Path, key_path: Path, common_name: str, org: str | None,
                usage: x509.ObjectIdentifier, hosts: list[str]) -> None:
+        ca = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         key = _new_key()
         attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
         if org:

@@ -23,9 +23,9 @@ class NodeIpamController(Controller):
 
     async def reconcile(self, key: str) -> None:
         node = self.nodes.cache.get(key)
-        if node is None or node["spec"].get("podCIDR"):
+        if node is None or (node.get("spec") or {}).get("podCIDR"):
             return
-        taken = {n["spec"].get("podCIDR") for n in self.nodes.list()}
+        taken = {(n.get("spec") or {}).get("podCIDR") for n in self.nodes.list()}
         for subnet in self.cidr.subnets(new_prefix=NODE_MASK):
             if str(subnet) not in taken:
                 await self.client.patch(NODES, node["metadata"]["name"], {

@@ -37,7 +37,7 @@ class Scheduler(Controller):
         if podutil.condition(node, "Ready") is None or \
                 (podutil.condition(node, "Ready") or {}).get("status") != "True":
             return False
-        if node["spec"].get("unschedulable"):
+        if (node.get("spec") or {}).get("unschedulable"):
             return False
         labels = node["metadata"].get("labels") or {}
         wanted = pod["spec"].get("nodeSelector") or {}
