@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,26 @@ def test_exec_it_is_an_interactive_shell(cluster: Cluster, seed: Path) -> None:
     finally:
         proc.kill()
         os.close(primary)
+
+
+def test_port_forward_reaches_the_pod(cluster: Cluster, seed: Path) -> None:
+    cluster.kubectl("apply", "-f", str(seed / "client.yaml"))
+    cluster.kubectl("wait", "--for=condition=Ready", "pod/client", "--timeout=60s")
+    env = dict(os.environ, HOME=str(cluster.state_dir / "home"),
+               KUBECONFIG=str(cluster.kubeconfig))
+    kubectl = str(Path(sys.executable).parent / "kubectl")
+    proc = subprocess.Popen([kubectl, "port-forward", "pod/client", "0:80"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # Forwarding from 127.0.0.1:PORT -> 80
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+                assert TITLE in resp.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_scale_rollout_and_delete(cluster: Cluster, seed: Path) -> None:

@@ -67,7 +67,7 @@ def test_pod_after_the_service_sees_the_seed_environment(cluster: Cluster, seed:
     cluster.kubectl("wait", "--for=condition=Ready", "pod/late-client", "--timeout=60s")
     env = dict(line.split("=", 1) for line in cluster.kubectl(
         "exec", "late-client", "--", "env").stdout.splitlines() if "=" in line)
-    assert SEED_ENV <= set(env)
+    assert set(env) >= SEED_ENV
     ip = svc["spec"]["clusterIP"]
     assert env["NGINX_SERVICE_HOST"] == ip
     assert env["NGINX_SERVICE_PORT"] == "80"
