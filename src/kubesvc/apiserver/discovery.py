@@ -18,10 +18,6 @@ _SUBRESOURCE_VERBS = {
 }
 
 
-def _verbs(res: Resource) -> list[str]:
-    return list(ALL_VERBS)
-
-
 def _sub_kind(res: Resource, sub: str) -> dict[str, str]:
     if sub == "scale":
         return {"group": "autoscaling", "version": "v1", "kind": "Scale"}
@@ -36,7 +32,7 @@ def _aggregated_resource(res: Resource) -> dict[str, Any]:
         "responseKind": {"group": res.group, "version": res.version, "kind": res.kind},
         "scope": "Namespaced" if res.namespaced else "Cluster",
         "singularResource": res.singular,
-        "verbs": _verbs(res),
+        "verbs": list(ALL_VERBS),
     }
     if res.short_names:
         entry["shortNames"] = list(res.short_names)
@@ -94,7 +90,7 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             continue
         entry: dict[str, Any] = {"name": res.plural, "singularName": res.singular,
                                  "namespaced": res.namespaced, "kind": res.kind,
-                                 "verbs": _verbs(res)}
+                                 "verbs": list(ALL_VERBS)}
         if res.short_names:
             entry["shortNames"] = list(res.short_names)
         if res.categories:
