@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(nftables iptables iproute2 nginx-light busybox-static conntrack util-linux
-          python3-venv wrk)
+          python3-venv wrk dnsutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

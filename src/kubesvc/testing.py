@@ -59,6 +59,8 @@ class Cluster:
         self.kubeconfig.unlink(missing_ok=True)
         args = [sys.executable, "-m", "kubesvc", "up", "--state-dir", str(self.state_dir),
                 "--api-port", str(self.port), "--name", self.name, "--isolated",
+                # Tests never send queries to the machine's resolvers.
+                "--dns-upstream", "none",
                 "--no-kubeconfig", "-v", *self.extra_args]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,

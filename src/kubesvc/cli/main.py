@@ -54,6 +54,9 @@ def cli() -> None:
 @click.option("--cluster-domain", default="cluster.local", show_default=True)
 @click.option("--lb-pool", default="auto", show_default=True,
               help="LoadBalancer addresses: a CIDR, a range a.b.c.d-a.b.c.e, auto or none.")
+@click.option("--dns-upstream", default="auto", show_default=True,
+              help="Resolvers for names outside the cluster: auto (the host's resolv.conf), "
+              "none, or comma-separated addresses.")
 @click.option("--kubeconfig", "kubeconfig_path", type=click.Path(path_type=Path),
               default=None, help="Kubeconfig to merge the context into "
               "[default: $KUBECONFIG or ~/.kube/config].")
@@ -61,8 +64,8 @@ def cli() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log what the components do.")
 def up(state_dir: Path, name: str, api_address: str, api_port: int, isolated: bool,
        proxy_mode: str, service_cidr: str, cluster_cidr: str, node_port_range: str,
-       cluster_domain: str, lb_pool: str, kubeconfig_path: Path | None, no_kubeconfig: bool,
-       verbose: bool) -> None:
+       cluster_domain: str, lb_pool: str, dns_upstream: str, kubeconfig_path: Path | None,
+       no_kubeconfig: bool, verbose: bool) -> None:
     """Run the cluster in the foreground until interrupted or `kubesvc down`."""
     import logging
 
@@ -72,7 +75,7 @@ def up(state_dir: Path, name: str, api_address: str, api_port: int, isolated: bo
         state_dir=state_dir, name=name, api_address=api_address, api_port=api_port,
         service_cidr=service_cidr, cluster_cidr=cluster_cidr, node_port_range=node_port_range,
         cluster_domain=cluster_domain, isolated=isolated, proxy_mode=proxy_mode,
-        lb_pool=lb_pool)
+        lb_pool=lb_pool, dns_upstream=dns_upstream)
     user_kubeconfig = None if no_kubeconfig else (kubeconfig_path or kubeconfig.default_path())
     started = time.monotonic()
     status = console.status("starting kubesvc")

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,13 @@ from kubesvc.controllers.namespace import NamespaceController
 from kubesvc.controllers.nodeipam import NodeIpamController
 from kubesvc.controllers.replicaset import ReplicaSetController
 from kubesvc.controllers.scheduler import Scheduler
+from kubesvc.dns.server import ClusterDNS
+from kubesvc.kernel.netns import open_socket
 from kubesvc.kernel.nodenet import NodeNetwork
 from kubesvc.node.agent import KUBELET_PORT, NodeAgent
 from kubesvc.node.kubelet import KubeletServer
 from kubesvc.node.runtime import Runtime
+from kubesvc.node.static import StaticPod
 from kubesvc.storage.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,10 @@ NODES = of("v1", "Node")
 POD_CIDR_POLLS = 200
 # Pods get this long to stop when the cluster is shut down.
 STOP_GRACE = 5
+DNS_METRICS_PORT = 9153
+DNS_PORTS = [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+             {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+             {"name": "metrics", "containerPort": DNS_METRICS_PORT, "protocol": "TCP"}]
 
 
 class AlreadyRunning(Exception):
@@ -87,6 +95,27 @@ def lb_pool(config: ClusterConfig, node: NodeNetwork) -> IPAllocator | None:
         net = ipaddress.ip_network(f"{node.node_ip}/24", strict=False)
         return IPAllocator.for_pool(f"{net[200]}-{net[250]}")
     return IPAllocator.for_pool(config.lb_pool)
+
+
+def dns_upstreams(config: ClusterConfig) -> list[str] | None:
+    if config.dns_upstream == "auto":
+        return None
+    if config.dns_upstream == "none":
+        return []
+    return [a.strip() for a in config.dns_upstream.split(",") if a.strip()]
+
+
+async def dns_sockets(node: NodeNetwork) -> tuple[socket.socket, socket.socket, socket.socket]:
+    """The DNS server's sockets on the node's address, in the node's namespace, so that
+    kube-dns's endpoint (the DNS mirror pod's address) is where it listens."""
+    udp = await open_socket(node.netns, socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((node.node_ip, 53))
+    tcp = await open_socket(node.netns, socket.AF_INET, socket.SOCK_STREAM)
+    metrics = await open_socket(node.netns, socket.AF_INET, socket.SOCK_STREAM)
+    for sock, port in ((tcp, 53), (metrics, DNS_METRICS_PORT)):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((node.node_ip, port))
+    return udp, tcp, metrics
 
 
 async def _wait_for_pod_cidr(client: Client, name: str) -> str:
@@ -160,7 +189,18 @@ class Components:
             log.warning("%s", warning)
         self.runtime = runtime = Runtime(config.state_dir / "node", node,
                                          config.cluster_domain)
-        agent = NodeAgent(client, informers, config.name, node, runtime)
+        dns = ClusterDNS(informers, zone=config.cluster_domain,
+                         upstreams=dns_upstreams(config))
+        self._spawn(dns.serve(*await dns_sockets(node)))
+        api = self.api.api
+        static = [
+            StaticPod("kube-apiserver", {"component": "kube-apiserver"},
+                      ready=api.ready.is_set),
+            StaticPod("kube-controller-manager", {"component": "kube-controller-manager"}),
+            StaticPod("kube-scheduler", {"component": "kube-scheduler"}),
+            StaticPod("coredns", {"k8s-app": "kube-dns"}, DNS_PORTS, ready=lambda: dns.ready),
+        ]
+        agent = NodeAgent(client, informers, config.name, node, runtime, static)
         await agent.register(pod_cidr)
         self.kubelet = KubeletServer(runtime, agent.pods, config.pki, config.name)
         await self.kubelet.start(node.node_ip, KUBELET_PORT)

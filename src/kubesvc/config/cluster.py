@@ -24,6 +24,9 @@ class ClusterConfig:
     isolated: bool = False
     proxy_mode: str = "nftables"
     lb_pool: str = "auto"
+    # Where the cluster DNS sends names outside its zone: auto (the host's resolv.conf),
+    # none, or a comma-separated list of addresses.
+    dns_upstream: str = "auto"
 
     @property
     def pki(self) -> Pki:

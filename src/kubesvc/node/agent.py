@@ -22,6 +22,8 @@ from kubesvc.kernel.nodenet import NodeNetwork
 from kubesvc.node.envvars import container_env
 from kubesvc.node.probes import ContainerProber
 from kubesvc.node.runtime import ContainerNotFound, PodState, Runtime
+from kubesvc.node.static import NAMESPACE as STATIC_NAMESPACE
+from kubesvc.node.static import StaticPod, is_mirror, mirror_status
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,10 @@ def _micro_now() -> str:
 
 class NodeAgent:
     def __init__(self, client: Client, informers: InformerFactory, node_name: str,
-                 node: NodeNetwork, runtime: Runtime) -> None:
+                 node: NodeNetwork, runtime: Runtime,
+                 static: list[StaticPod] | None = None) -> None:
         self.client = client
+        self.static = {s.name(node_name): s for s in static or []}
         self.node_name = node_name
         self.node = node
         self.runtime = runtime
@@ -165,6 +169,8 @@ class NodeAgent:
         try:
             await asyncio.gather(self.pods.synced.wait(), self.services.synced.wait())
             await self._forget_strays()
+            for name in self.static:
+                self._queue_key(f"{STATIC_NAMESPACE}/{name}")
             await asyncio.gather(self._heartbeat(), self._poll(),
                                  *(self._worker() for _ in range(4)))
         finally:
@@ -200,6 +206,13 @@ class NodeAgent:
 
     async def _sync(self, key: str) -> None:
         pod = self.pods.cache.get(key)
+        namespace, _, name = key.partition("/")
+        if namespace == STATIC_NAMESPACE and name in self.static:
+            await self._sync_static(self.static[name], pod)
+            return
+        if pod is not None and is_mirror(pod):  # of a component this node no longer runs
+            await self._remove(pod)
+            return
         if pod is None:
             uid = self._uids.pop(key, None)
             if uid is not None:
@@ -226,6 +239,23 @@ class NodeAgent:
         if state is not None:
             self._probe(pod, state)
             await self._write_status(pod, state)
+
+    async def _sync_static(self, static: StaticPod, pod: Obj | None) -> None:
+        """Keep the mirror pod of an in-process component, and its status, current."""
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            if pod is not None:
+                await self._remove(pod)
+            try:
+                await self.client.create(PODS, static.manifest(self.node_name))
+            except ApiError as err:
+                if err.code != 409:
+                    raise
+            return
+        uid = pod["metadata"]["uid"]
+        started = self._started.setdefault(uid, now())
+        status = mirror_status(pod, static.ready(), self.node.node_ip, started)
+        if status != pod.get("status"):
+            await self._put_status(pod, status)
 
     async def _stop(self, uid: str, grace: int) -> None:
         for (puid, name), (_, prober) in list(self._probers.items()):
@@ -374,6 +404,10 @@ class NodeAgent:
         status = self._status(pod, state)
         if status == self._last_status.get(uid) or status == pod.get("status"):
             return
+        await self._put_status(pod, status)
+
+    async def _put_status(self, pod: Obj, status: Obj) -> None:
+        uid = pod["metadata"]["uid"]
         try:
             await self.client.update(PODS, {**pod, "status": status}, subresource="status")
         except ApiError as err:

@@ -1,0 +1,1 @@
+"""Cluster DNS: Kubernetes DNS-based service discovery from informer caches, over UDP and TCP."""
