@@ -200,7 +200,7 @@ class Components:
             StaticPod("kube-scheduler", {"component": "kube-scheduler"}),
             StaticPod("coredns", {"k8s-app": "kube-dns"}, DNS_PORTS, ready=lambda: dns.ready),
         ]
-        agent = NodeAgent(client, informers, config.name, node, runtime, static)
+        agent = NodeAgent(client, config.name, node, runtime, static)
         await agent.register(pod_cidr)
         self.kubelet = KubeletServer(runtime, agent.pods, config.pki, config.name)
         await self.kubelet.start(node.node_ip, KUBELET_PORT)

@@ -16,7 +16,7 @@ from kubesvc.api import servicelinks
 from kubesvc.api.errors import ApiError
 from kubesvc.api.resources import of
 from kubesvc.client import events
-from kubesvc.client.informer import Informer, InformerFactory, key_of
+from kubesvc.client.informer import Informer, key_of
 from kubesvc.client.rest import Client
 from kubesvc.kernel.nodenet import NodeNetwork
 from kubesvc.node.envvars import container_env
@@ -48,8 +48,7 @@ def _micro_now() -> str:
 
 
 class NodeAgent:
-    def __init__(self, client: Client, informers: InformerFactory, node_name: str,
-                 node: NodeNetwork, runtime: Runtime,
+    def __init__(self, client: Client, node_name: str, node: NodeNetwork, runtime: Runtime,
                  static: list[StaticPod] | None = None) -> None:
         self.client = client
         self.static = {s.name(node_name): s for s in static or []}
@@ -57,7 +56,6 @@ class NodeAgent:
         self.node = node
         self.runtime = runtime
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}")
-        self.services = informers.get(SERVICES)
         self.pods.add_handlers(self._enqueue, lambda _o, n: self._enqueue(n), self._enqueue)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -167,7 +165,7 @@ class NodeAgent:
         await self._renew_lease()
         pods_task = asyncio.create_task(self.pods.run())
         try:
-            await asyncio.gather(self.pods.synced.wait(), self.services.synced.wait())
+            await self.pods.synced.wait()
             await self._forget_strays()
             for name in self.static:
                 self._queue_key(f"{STATIC_NAMESPACE}/{name}")
@@ -227,15 +225,17 @@ class NodeAgent:
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed") and self.runtime.pod_state(uid) is None:
             return
-        try:
-            await self.runtime.run_pod(pod, await self._env(pod))
-        except ApiError as exc:
-            await events.record(self.client, pod, "Warning", "Failed", str(exc), COMPONENT,
-                                self.node_name)
-            return
+        state = self.runtime.pod_state(uid)
+        if state is None or not state.sandbox_ready:
+            try:
+                await self.runtime.run_pod(pod, await self._env(pod))
+            except ApiError as exc:
+                await events.record(self.client, pod, "Warning", "Failed", str(exc),
+                                    COMPONENT, self.node_name)
+                return
+            state = self.runtime.pod_state(uid)
         if uid not in self._started:
             self._started[uid] = now()
-        state = self.runtime.pod_state(uid)
         if state is not None:
             self._probe(pod, state)
             await self._write_status(pod, state)
@@ -277,9 +277,14 @@ class NodeAgent:
 
     async def _env(self, pod: Obj) -> dict[str, list[tuple[str, str]]]:
         spec = pod["spec"]
-        links = servicelinks.service_env(pod["metadata"]["namespace"],
-                                         spec.get("enableServiceLinks", True),
-                                         self.services.list())
+        namespace = pod["metadata"]["namespace"]
+        # Read now rather than from a cache: a Service created just before the pod (the seed
+        # applies both at once) must be in the pod's environment.
+        services, _ = await self.client.list(SERVICES, namespace)
+        if namespace != "default":
+            services.append(await self.client.get(SERVICES, "kubernetes", "default"))
+        links = servicelinks.service_env(namespace, spec.get("enableServiceLinks", True),
+                                         services)
         out = {}
         for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
             out[container["name"]] = links + await container_env(
