@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,10 @@ from kubesvc.kernel.netns import open_socket
 from kubesvc.kernel.nodenet import NodeNetwork
 from kubesvc.node.agent import KUBELET_PORT, NodeAgent
 from kubesvc.node.kubelet import KubeletServer
+from kubesvc.node.lbaddresses import LoadBalancerAddresses
 from kubesvc.node.runtime import Runtime
 from kubesvc.node.static import StaticPod
+from kubesvc.proxy.proxier import ServiceProxy
 from kubesvc.storage.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -189,6 +192,11 @@ class Components:
             log.warning("%s", warning)
         self.runtime = runtime = Runtime(config.state_dir / "node", node,
                                          config.cluster_domain)
+        proxy = ServiceProxy(informers, mode=config.proxy_mode, node_name=config.name,
+                             node_ips=[node.node_ip], netns=node.netns, pod_cidr=pod_cidr,
+                             cluster_cidr=config.cluster_cidr,
+                             service_cidr=config.service_cidr)
+        self._spawn(proxy.run())
         dns = ClusterDNS(informers, zone=config.cluster_domain,
                          upstreams=dns_upstreams(config))
         self._spawn(dns.serve(*await dns_sockets(node)))
@@ -198,6 +206,8 @@ class Components:
                       ready=api.ready.is_set),
             StaticPod("kube-controller-manager", {"component": "kube-controller-manager"}),
             StaticPod("kube-scheduler", {"component": "kube-scheduler"}),
+            StaticPod("kube-proxy", {"k8s-app": "kube-proxy"},
+                      ready=lambda: proxy.health.healthy(time.time())),
             StaticPod("coredns", {"k8s-app": "kube-dns"}, DNS_PORTS, ready=lambda: dns.ready),
         ]
         agent = NodeAgent(client, config.name, node, runtime, static)
@@ -209,6 +219,8 @@ class Components:
         balancer = LoadBalancerController(informers, lb_pool(config, node))
         self._spawn(agent.run())
         self._spawn(balancer.run())
+        if node.isolated:
+            self._spawn(LoadBalancerAddresses(informers, node).run())
 
     async def stop(self) -> None:
         """Stop every component; pods and the node network go too (a crash leaves them

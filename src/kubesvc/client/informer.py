@@ -52,8 +52,12 @@ class Informer:
     def add_handlers(self, on_add: AddHandler | None = None,
                      on_update: UpdateHandler | None = None,
                      on_delete: DeleteHandler | None = None) -> None:
+        """Register handlers; a handler added late first sees the cached objects as adds,
+        as client-go's AddEventHandler does, so shared informers can be joined any time."""
         if on_add:
             self._on_add.append(on_add)
+            for obj in list(self.cache.values()):
+                self._call(on_add, obj)
         if on_update:
             self._on_update.append(on_update)
         if on_delete:

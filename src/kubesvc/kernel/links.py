@@ -51,3 +51,10 @@ async def ipv4_routes(netns: str | None) -> list[ipaddress.IPv4Network]:
         if dst != "default":
             nets.append(ipaddress.IPv4Network(dst, strict=False))
     return nets
+
+
+async def set_local_addresses(netns: str | None, dev: str, wanted: set[str]) -> None:
+    """Make the /32 addresses on `dev` exactly `wanted` (addresses the node answers for)."""
+    have = {str(i.ip) for i in await ipv4_interfaces(netns, dev) if i.network.prefixlen == 32}
+    await ip_batch(netns, [f"addr add {ip}/32 dev {dev}" for ip in sorted(wanted - have)]
+                   + [f"addr del {ip}/32 dev {dev}" for ip in sorted(have - wanted)])

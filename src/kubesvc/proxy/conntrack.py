@@ -1,0 +1,48 @@
+"""Which conntrack entries a sync leaves stale (kube-proxy's pkg/proxy/conntrack, for UDP).
+
+TCP needs nothing: a connection to a removed endpoint fails and the client reconnects, which
+creates a new entry and a new choice. A UDP flow keeps its entry, and so its old endpoint, for
+as long as datagrams keep coming, so its entries are deleted when:
+- an endpoint stops being used: entries DNAT-ed to it, per Service address and NodePort;
+- a service port gets endpoints after having none: entries for its addresses, which were made
+  while nothing could answer and would otherwise bypass the new DNAT rules.
+"""
+
+from __future__ import annotations
+
+from kubesvc.kernel.conntrack import FlowFilter
+from kubesvc.proxy.topology import categorize_endpoints
+from kubesvc.proxy.tracker import SnapshotUpdate
+from kubesvc.proxy.types import Endpoint, ProxySnapshot, ServicePort, ServicePortName
+
+
+def _reachable(snapshot: ProxySnapshot, name: ServicePortName
+               ) -> tuple[ServicePort | None, set[Endpoint]]:
+    svc = snapshot.services.get(name)
+    if svc is None:
+        return None, set()
+    return svc, set(categorize_endpoints(svc, snapshot.endpoints_of(name)).reachable)
+
+
+def _addresses(svc: ServicePort) -> tuple[str, ...]:
+    return (svc.cluster_ip, *svc.external_ips, *svc.load_balancer_ips)
+
+
+def stale_udp_flows(update: SnapshotUpdate) -> list[FlowFilter]:
+    flows: set[FlowFilter] = set()
+    for name in update.changed:
+        if name.protocol != "UDP":
+            continue
+        old, old_eps = _reachable(update.previous, name)
+        new, new_eps = _reachable(update.current, name)
+        if old is not None:
+            gone = {ep.ip for ep in old_eps} - {ep.ip for ep in new_eps}
+            for ip in gone:
+                flows.update(FlowFilter("udp", orig_dst=a, dst_nat=ip) for a in _addresses(old))
+                if old.node_port:
+                    flows.add(FlowFilter("udp", orig_port_dst=old.node_port, dst_nat=ip))
+        if new is not None and new_eps and not old_eps:
+            flows.update(FlowFilter("udp", orig_dst=addr) for addr in _addresses(new))
+            if new.node_port:
+                flows.add(FlowFilter("udp", orig_port_dst=new.node_port))
+    return sorted(flows, key=FlowFilter.argv)

@@ -1,0 +1,121 @@
+"""The kernel side of each mode: apply a rendered plan, remember what is programmed, clean up.
+
+Rendering lives in nftables.py and iptables.py and is pure; these classes are the small step
+that hands the text to the kernel package and commits the plan once it applied.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from kubesvc.kernel import iptables as ipt
+from kubesvc.kernel import nft
+from kubesvc.proxy import iptables, nftables
+from kubesvc.proxy.tracker import SnapshotUpdate
+from kubesvc.proxy.types import NodeConfig
+
+MODES = ("nftables", "iptables")
+
+
+def _unsupported(mode: str) -> ValueError:
+    return ValueError(f"unsupported proxy mode {mode!r} (supported: {', '.join(MODES)})")
+
+
+class Dataplane(Protocol):
+    mode: str
+
+    async def sync(self, update: SnapshotUpdate, full: bool) -> None:
+        """Program `update.current`: everything if `full`, else only `update.changed`."""
+
+    def counts(self) -> dict[str, int]:
+        """How much is programmed (rules, chains, elements, per the mode's own terms)."""
+
+
+class NFTablesDataplane:
+    mode = "nftables"
+
+    def __init__(self, node: NodeConfig, netns: str | None) -> None:
+        self.netns = netns
+        self.ruleset = nftables.Ruleset(node)
+
+    async def sync(self, update: SnapshotUpdate, full: bool) -> None:
+        if full:
+            plan = self.ruleset.plan_full(update.current)
+        else:
+            plan = self.ruleset.plan_partial(update.current, update.changed)
+        if plan.text:
+            await nft.apply(self.netns, plan.text)
+        self.ruleset.commit(plan)
+
+    def counts(self) -> dict[str, int]:
+        return self.ruleset.counts()
+
+
+class IPTablesDataplane:
+    mode = "iptables"
+
+    def __init__(self, node: NodeConfig, netns: str | None) -> None:
+        self.netns = netns
+        self.ruleset = iptables.Ruleset(node)
+
+    async def sync(self, update: SnapshotUpdate, full: bool) -> None:
+        if full:
+            existing = await ipt.chain_names(self.netns, "nat")
+            plan = self.ruleset.plan_full(update.current, existing)
+        else:
+            plan = self.ruleset.plan_partial(update.current, update.changed)
+        await ipt.restore(self.netns, plan.text)
+        if full:
+            for jump in iptables.JUMP_RULES:
+                await ipt.ensure_rule(self.netns, jump.table, jump.chain, jump.args())
+        self.ruleset.commit(plan)
+
+    def counts(self) -> dict[str, int]:
+        return self.ruleset.counts()
+
+
+def new_dataplane(mode: str, node: NodeConfig, netns: str | None) -> Dataplane:
+    if mode == "nftables":
+        return NFTablesDataplane(node, netns)
+    if mode == "iptables":
+        return IPTablesDataplane(node, netns)
+    raise _unsupported(mode)
+
+
+async def _cleanup_iptables(netns: str | None) -> None:
+    for table, own in (("nat", iptables.NAT_CHAINS), ("filter", iptables.FILTER_CHAINS)):
+        existing = await ipt.chain_names(netns, table)
+        ours = {c for c in existing if c in own or iptables.is_service_chain(c)}
+        if not ours:
+            continue  # don't create the table (or touch its built-in chains) for nothing
+        for jump in iptables.JUMP_RULES:
+            if jump.table == table:
+                await ipt.delete_rule(netns, table, jump.chain, jump.args())
+        await ipt.delete_chains(netns, table, ours)
+
+
+async def cleanup(mode: str, netns: str | None) -> None:
+    """Remove every rule `mode` made in `netns`; harmless if there is none."""
+    if mode == "nftables":
+        await nft.delete_table(netns, nftables.FAMILY, nftables.TABLE)
+    elif mode == "iptables":
+        await _cleanup_iptables(netns)
+    else:
+        raise _unsupported(mode)
+
+
+_IPTABLES_OURS = re.compile(r"^(\*|COMMIT$|:KUBE-|-A KUBE-|-A .* -j KUBE-)")
+
+
+async def programmed_rules(mode: str, netns: str | None) -> str:
+    """What `mode` has programmed in `netns`, as the kernel reports it."""
+    if mode == "nftables":
+        return await nft.list_table(netns, nftables.FAMILY, nftables.TABLE) or ""
+    if mode == "iptables":
+        lines = []
+        for table in ("filter", "nat"):
+            dump = await ipt.save(netns, table)
+            lines += [line for line in dump.splitlines() if _IPTABLES_OURS.match(line)]
+        return "\n".join(lines) + "\n"
+    raise _unsupported(mode)
