@@ -7,14 +7,23 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from rich.console import Console
 
+from kubesvc.api.errors import ApiError
+from kubesvc.cli import addons as addons_mod
 from kubesvc.cli import up as up_mod
+from kubesvc.client.rest import Client
 from kubesvc.config import kubeconfig
 from kubesvc.config.cluster import DEFAULT_STATE_DIR, ClusterConfig
+from kubesvc.kernel.cmd import CommandError
+from kubesvc.kernel.nodenet import NodeNetwork
+from kubesvc.proxy.dataplanes import programmed_rules
+from kubesvc.walkthrough import StepFailed, Walkthrough
 
 console = Console(stderr=True)
 
@@ -165,6 +174,151 @@ def kubectl(state_dir: Path, args: tuple[str, ...]) -> None:
     path = up_mod.cluster_kubeconfig(config)
     binary = kubectl_binary()
     os.execvp(binary, [binary, f"--kubeconfig={path}", *args])
+
+
+@cli.group()
+def proxy() -> None:
+    """The service proxy of this node."""
+
+
+@proxy.command("rules")
+@state_dir_option
+def proxy_rules(state_dir: Path) -> None:
+    """Print the rules the proxy has programmed in the node's network namespace."""
+    config = _load(state_dir)
+    netns = NodeNetwork(config.name, isolated=config.isolated).netns
+    try:
+        click.echo(asyncio.run(programmed_rules(config.proxy_mode, netns)), nl=False)
+    except CommandError as exc:
+        raise click.ClickException(f"cannot read the {config.proxy_mode} rules: {exc}") from None
+
+
+@cli.command()
+@state_dir_option
+def walkthrough(state_dir: Path) -> None:
+    """Replay the seed's terminal session against the running cluster, step by step."""
+    config = _load(state_dir)
+    if up_mod.running_pid(config) is None:
+        raise click.ClickException(f"kubesvc is not running for {state_dir}")
+    try:
+        Walkthrough(up_mod.cluster_kubeconfig(config)).run(state_dir)
+    except StepFailed as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+T = TypeVar("T")
+
+
+def _call(config: ClusterConfig, work: Callable[[Client], Awaitable[T]]) -> T:
+    """Run `work` with a client of the running cluster; errors become one-line messages."""
+    async def go() -> T:
+        client = Client.for_cluster(config)
+        try:
+            return await work(client)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(go())
+    except (addons_mod.AddonError, ApiError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach the cluster at {config.server_url}: {exc} "
+                                   f"(is `kubesvc up --state-dir {config.state_dir}` running?)"
+                                   ) from None
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    """A table framed as minikube frames its tables."""
+    widths = [max(len(c) for c in column) + 2 for column in zip(headers, *rows, strict=True)]
+    rule = "|" + "|".join("-" * w for w in widths) + "|"
+    click.echo(rule)
+    click.echo("|" + "|".join(h.center(w) for h, w in zip(headers, widths, strict=True)) + "|")
+    click.echo(rule)
+    for row in rows:
+        click.echo("|" + "|".join(f" {c}".ljust(w) for c, w in zip(row, widths, strict=True))
+                   + "|")
+    click.echo(rule)
+
+
+@cli.group()
+def addons() -> None:
+    """List, enable and disable addons (like `minikube addons`)."""
+
+
+addon_name = click.argument("name", type=click.Choice([a.name for a in addons_mod.ADDONS]))
+
+
+@addons.command("list")
+@state_dir_option
+def addons_list(state_dir: Path) -> None:
+    """Show each addon and whether it is enabled."""
+    config = _load(state_dir)
+
+    async def states(client: Client) -> list[bool]:
+        return [await addons_mod.enabled(client, a.name) for a in addons_mod.ADDONS]
+
+    enabled = _call(config, states)
+    _table(["ADDON NAME", "PROFILE", "STATUS", "MAINTAINER"],
+           [[a.name, config.name, "enabled" if on else "disabled", a.maintainer]
+            for a, on in zip(addons_mod.ADDONS, enabled, strict=True)])
+
+
+@addons.command()
+@state_dir_option
+@addon_name
+@click.option("--http-port", type=click.IntRange(1, 65535), default=80, show_default=True,
+              help="The node's port for HTTP.")
+@click.option("--https-port", type=click.IntRange(1, 65535), default=443, show_default=True,
+              help="The node's port for HTTPS.")
+@click.option("--timeout", type=float, default=120.0, show_default=True,
+              help="Seconds to wait for the addon to be ready.")
+def enable(state_dir: Path, name: str, http_port: int, https_port: int,
+           timeout: float) -> None:
+    """Enable an addon and wait until it is ready."""
+    config = _load(state_dir)
+    click.echo(f"{name} is an addon maintained by Kubernetes.")
+    _call(config, lambda client: addons_mod.enable_ingress(
+        client, config, http_port=http_port, https_port=https_port, timeout=timeout,
+        progress=lambda line: click.echo(f"    - {line}")))
+    click.echo(f"The '{name}' addon is enabled")
+
+
+@addons.command()
+@state_dir_option
+@addon_name
+@click.option("--timeout", type=float, default=120.0, show_default=True,
+              help="Seconds to wait for the addon's objects to be gone.")
+def disable(state_dir: Path, name: str, timeout: float) -> None:
+    """Disable an addon: delete its objects."""
+    config = _load(state_dir)
+    _call(config, lambda client: addons_mod.disable_ingress(client, timeout=timeout))
+    click.echo(f"The '{name}' addon is disabled")
+
+
+@cli.command()
+@state_dir_option
+def ip(state_dir: Path) -> None:
+    """Print the node's IP address (like `minikube ip`)."""
+    config = _load(state_dir)
+    click.echo(_call(config, lambda client: addons_mod.node_ip(client, config)))
+
+
+@cli.command()
+@state_dir_option
+@click.argument("name")
+@click.option("--url", is_flag=True, help="Print only the URLs, one per line.")
+@click.option("-n", "--namespace", default="default", show_default=True)
+def service(state_dir: Path, name: str, url: bool, namespace: str) -> None:
+    """Print the URLs of a NodePort or LoadBalancer Service (like `minikube service`)."""
+    config = _load(state_dir)
+    urls = _call(config, lambda client: addons_mod.service(client, config, name, namespace))
+    if url:
+        for found in urls:
+            click.echo(found.url)
+        return
+    _table(["NAMESPACE", "NAME", "TARGET PORT", "URL"],
+           [[namespace, name, found.target_port, found.url] for found in urls])
 
 
 def main() -> None:
