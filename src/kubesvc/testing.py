@@ -26,6 +26,10 @@ def free_port() -> int:
         return port
 
 
+# Every cluster this process started, so a test session can check none left anything behind.
+STARTED: list[Cluster] = []
+
+
 def configmap(name: str, **data: str) -> dict[str, Any]:
     """A small manifest for tests that need any object at all."""
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
@@ -55,6 +59,8 @@ class Cluster:
         return ClusterConfig.load(self.state_dir)
 
     def start(self) -> None:
+        if self not in STARTED:
+            STARTED.append(self)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig.unlink(missing_ok=True)
         args = [sys.executable, "-m", "kubesvc", "up", "--state-dir", str(self.state_dir),

@@ -18,6 +18,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def seed() -> Path:
     return SEED
