@@ -144,6 +144,17 @@ def test_scale_rollout_and_delete(cluster: Cluster, seed: Path) -> None:
     assert lowest >= 3  # maxUnavailable 25% of 4
     history = cluster.kubectl("rollout", "history", "deployment/nginx").stdout
     assert "1 " in history and "2 " in history
+    cluster.kubectl("rollout", "pause", "deployment/nginx")
+    cluster.kubectl("set", "image", "deployment/nginx", "nginx=nginx:1.27")
+    paused = json.loads(cluster.kubectl("get", "rs", "-o", "json").stdout)["items"]
+    assert not any(c["image"] == "nginx:1.27" for rs in paused
+                   for c in rs["spec"]["template"]["spec"]["containers"])
+    cluster.kubectl("rollout", "resume", "deployment/nginx")
+    cluster.kubectl("rollout", "status", "deployment/nginx", "--timeout=60s")
+    assert "rolled back" in cluster.kubectl("rollout", "undo", "deployment/nginx").stdout
+    cluster.kubectl("rollout", "status", "deployment/nginx", "--timeout=60s")
+    images = {c["image"] for p in pods(cluster, "run=nginx") for c in p["spec"]["containers"]}
+    assert images == {"nginx:alpine"}
     cluster.kubectl("delete", "deployment", "nginx")
     wait_until(lambda: not pods(cluster, "run=nginx"))
     assert "No resources found" in cluster.kubectl("get", "rs").stderr
