@@ -82,6 +82,17 @@ def bind(kind: int, port: int = 0) -> socket.socket:
     return sock
 
 
+def bind_pair() -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP on one free port number (a free UDP port may be taken for TCP)."""
+    for _ in range(100):
+        udp = bind(socket.SOCK_DGRAM)
+        try:
+            return udp, bind(socket.SOCK_STREAM, udp.getsockname()[1])
+        except OSError:
+            udp.close()
+    raise AssertionError("no port number free for both UDP and TCP")
+
+
 @pytest_asyncio.fixture
 async def running() -> AsyncIterator[Running]:
     api = FakeApi()
@@ -90,9 +101,9 @@ async def running() -> AsyncIterator[Running]:
         api.put(obj)
     factory = api.informers()
     server = ClusterDNS(factory, upstreams=[])  # never the machine's own resolver
-    udp = bind(socket.SOCK_DGRAM)
+    udp, tcp = bind_pair()
     port = udp.getsockname()[1]
-    tcp, metrics = bind(socket.SOCK_STREAM, port), bind(socket.SOCK_STREAM)
+    metrics = bind(socket.SOCK_STREAM)
     factory.start()
     task = asyncio.create_task(server.serve(udp, tcp, metrics))
     async with asyncio.timeout(30):
