@@ -43,8 +43,11 @@ async def test_nft_transactions_are_atomic(netns: str) -> None:
         await nft.apply(netns, "add chain ip kt c\nadd rule ip kt nosuch accept\n")
     assert await nft.chain_names(netns, "ip", "kt") == {"a", "b"}
     assert "chain a" in (await nft.list_table(netns, "ip", "kt") or "")
-    await nft.delete_table(netns, "ip", "kt")
-    await nft.delete_table(netns, "ip", "kt")  # already gone: fine
+    await nft.apply(netns, "add table ip kt2\nadd chain ip kt2 z\n")
+    assert await nft.table_names(netns, "ip") == {"kt", "kt2"}
+    listing = await nft.list_tables(netns, "ip", {"kt2"})
+    assert listing.startswith("table ip kt2 {") and "chain a" not in listing
+    await nft.delete_tables(netns, "ip", ["kt", "kt2"])  # kt2 never existed: fine
     assert await nft.list_table(netns, "ip", "kt") is None
 
 
@@ -61,24 +64,30 @@ async def test_iptables_restore_rules_and_chains(netns: str) -> None:
     assert not {"KT-A", "KT-B"} & await iptables.chain_names(netns, "nat")
 
 
+def udp_flows(netns: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", netns, "conntrack", "-L", "-p", "udp"],
+                          capture_output=True, text=True).stdout
+
+
 async def test_conntrack_delete_flows(netns: str) -> None:
     # A UDP datagram to a closed local port still creates a conntrack entry, once a rule
     # that looks at conntrack state has switched conntrack on in the namespace.
     await nft.apply(netns, "add table ip kt\n"
                            "add chain ip kt out { type filter hook output priority 0 ; }\n"
                            "add rule ip kt out ct state new counter\n")
-    flt = conntrack.FlowFilter("udp", orig_dst="127.0.0.1", orig_port_dst=40999)
-    await conntrack.delete_flows(netns, [flt])  # nothing to delete: not an error
+    to_port = conntrack.FlowFilter("udp", orig_dst="127.0.0.1", orig_port_dst=40999)
+    await conntrack.delete_flows(netns, [to_port])  # nothing to delete: not an error
     subprocess.run(["ip", "netns", "exec", netns, "python3", "-c",
                     "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
                     ".sendto(b'x', ('127.0.0.1', 40999))"], check=True)
-    listing = subprocess.run(["ip", "netns", "exec", netns, "conntrack", "-L", "-p", "udp"],
-                             capture_output=True, text=True).stdout
-    assert "dport=40999" in listing
-    await conntrack.delete_flows(netns, [flt])
-    listing = subprocess.run(["ip", "netns", "exec", netns, "conntrack", "-L", "-p", "udp"],
-                             capture_output=True, text=True).stdout
-    assert "dport=40999" not in listing
+    assert "dport=40999" in udp_flows(netns)
+    # Not DNAT-ed: the reply comes from the original destination, not from 10.9.9.9.
+    await conntrack.delete_flows(netns, [conntrack.FlowFilter(
+        "udp", orig_dst="127.0.0.1", reply_src="10.9.9.9")])
+    assert "dport=40999" in udp_flows(netns)
+    await conntrack.delete_flows(netns, [conntrack.FlowFilter(
+        "udp", orig_dst="127.0.0.1", reply_src="127.0.0.1", reply_port_src=40999)])
+    assert "dport=40999" not in udp_flows(netns)
     with pytest.raises(CommandError):
         await conntrack.delete_flows(netns, [conntrack.FlowFilter("nosuchproto")])
-    await nft.delete_table(netns, "ip", "kt")
+    await nft.delete_tables(netns, "ip", ["kt"])

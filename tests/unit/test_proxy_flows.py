@@ -26,7 +26,7 @@ from test_proxy_tracker import NOT_READY, TERMINATING, endpoint_slice, service, 
 from kubesvc.proxy import iptables, nftables
 from kubesvc.proxy.types import NodeConfig, ProxySnapshot
 
-NODE = NodeConfig("node-a", ("192.168.0.2",), "10.0.0.0/8", "172.30.0.0/16")
+NODE = NodeConfig("node-a", ("192.168.0.2",), "10.0.0.0/8", "172.30.0.0/16", "10.180.0.0/24")
 
 
 LB = "LoadBalancer"
@@ -191,9 +191,16 @@ def _through(paths: list[Path], chains: list[Callable[[Packet], list[Path]]]) ->
 
 # --- nftables --------------------------------------------------------------------------------
 
+def _qualify(table: str, rule: str) -> str:
+    """Set and chain references of a rule (or verdict) in `table`, as `<table>:<name>`."""
+    rule = re.sub(r"@(\S+)", rf"@{table}:\1", rule)
+    return re.sub(r"\b(jump|goto) (\S+)", rf"\1 {table}:\2", rule)
+
+
 @dataclass
 class NFTables:
-    """The table a transaction builds, as the tracer needs it."""
+    """The tables a transaction builds, as the tracer needs them. Chains and sets are named
+    `<table>:<name>` here, so one table's names never meet another's."""
 
     chains: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     elements: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
@@ -201,19 +208,29 @@ class NFTables:
 
     @classmethod
     def load(cls, text: str) -> NFTables:
-        table = cls()
-        prefix = f"{nftables.FAMILY} {nftables.TABLE} "
+        tables = cls()
+        family = nftables.FAMILY
         for line in text.splitlines():
-            if m := re.match(rf"add chain {prefix}(\S+) {{ type \w+ hook (\w+) priority (-?\d+)",
-                             line):
-                table.hooks[m[2]].append((int(m[3]), m[1]))
-            elif m := re.match(rf"add rule {prefix}(\S+) (.*)$", line):
-                table.chains[m[1]].append(m[2])
-            elif m := re.match(rf"add element {prefix}(\S+) {{ (.*) }}$", line):
-                for item in m[2].split(", "):
+            if m := re.match(rf"add table {family} (\S+) {{", line):
+                for kind in (tables.chains, tables.elements, tables.hooks):
+                    for key in [k for k in kind if k.startswith(f"{m[1]}:")]:
+                        del kind[key]  # a table recreated in the same transaction
+            elif m := re.match(
+                    rf"add chain {family} (\S+) (\S+) {{ type \w+ hook (\w+) priority (-?\d+)",
+                    line):
+                tables.hooks[m[3]].append((int(m[4]), f"{m[1]}:{m[2]}"))
+            elif m := re.match(rf"add rule {family} (\S+) (\S+) (.*)$", line):
+                tables.chains[f"{m[1]}:{m[2]}"].append(_qualify(m[1], m[3]))
+            elif m := re.match(rf"(flush|delete) chain {family} (\S+) (\S+)$", line):
+                tables.chains.pop(f"{m[2]}:{m[3]}", None)
+            elif m := re.match(rf"(add|delete) element {family} (\S+) (\S+) {{ (.*) }}$", line):
+                for item in m[4].split(", "):
                     key, _, value = item.partition(" : ")
-                    table.elements[m[1]][key] = value
-        return table
+                    if m[1] == "add":
+                        tables.elements[f"{m[2]}:{m[3]}"][key] = _qualify(m[2], value)
+                    else:
+                        del tables.elements[f"{m[2]}:{m[3]}"][key]
+        return tables
 
     def trace(self, pkt: Packet) -> list[Path]:
         hooks = {hook: [self._base(name) for _, name in sorted(chains)]
@@ -446,9 +463,10 @@ def snapshot() -> ProxySnapshot:
     return world()
 
 
+@pytest.mark.parametrize("shard_size", [nftables.SHARD_SIZE, 2])
 @pytest.mark.parametrize("flow", FLOWS, ids=[f.name for f in FLOWS])
-def test_nftables_flows(flow: Flow, snapshot: ProxySnapshot) -> None:
-    table = NFTables.load(nftables.Ruleset(NODE).plan_full(snapshot).text)
+def test_nftables_flows(flow: Flow, shard_size: int, snapshot: ProxySnapshot) -> None:
+    table = NFTables.load(nftables.Ruleset(NODE, shard_size).plan_full(snapshot).text)
     _assert_flow(table.trace(Packet(flow.src, flow.proto, flow.dst, flow.port)),
                  flow.output, flow.masq)
 
@@ -462,24 +480,26 @@ def test_iptables_flows(flow: Flow, snapshot: ProxySnapshot) -> None:
 
 
 def test_partial_syncs_trace_like_a_full_one(snapshot: ProxySnapshot) -> None:
-    """Building the table service by service, through partial plans, ends where a full
-    plan does: the same flows, in both modes."""
-    nft, ipt = nftables.Ruleset(NODE), iptables.Ruleset(NODE)
-    nft.commit(nft.plan_full(ProxySnapshot()))
+    """Building the tables service by service, through partial plans, ends where a full
+    plan does: the same rules, elements and flows, in both modes."""
+    nft, ipt = nftables.Ruleset(NODE, shard_size=2), iptables.Ruleset(NODE)
+    nft.commit(nft.plan_full(ProxySnapshot(snapshot.services, {})))
     ipt.commit(ipt.plan_full(ProxySnapshot(), ()))
-    nft_text = nft.plan_full(ProxySnapshot()).text
+    nft_text = nft.plan_full(ProxySnapshot(snapshot.services, {})).text
     ipt_text = ""
     for name in sorted(snapshot.services):
-        step = ProxySnapshot({n: s for n, s in snapshot.services.items() if n <= name},
-                             snapshot.endpoints)
+        step = ProxySnapshot(snapshot.services,
+                             {n: e for n, e in snapshot.endpoints.items() if n <= name})
         plan = nft.plan_partial(step, [name])
+        assert "table" not in plan.text
         nft.commit(plan)
         nft_text += plan.text
+        step = ProxySnapshot({n: s for n, s in snapshot.services.items() if n <= name},
+                             snapshot.endpoints)
         iplan = ipt.plan_partial(step, [name])
         ipt.commit(iplan)
         ipt_text = iplan.text  # each restore rewrites every top-level chain
-    assert nft_text.count("delete table") == 1
-    full_nft = NFTables.load(nftables.Ruleset(NODE).plan_full(snapshot).text)
+    full_nft = NFTables.load(nftables.Ruleset(NODE, shard_size=2).plan_full(snapshot).text)
     built_nft = NFTables.load(nft_text)
     assert dict(built_nft.elements) == dict(full_nft.elements)
     assert dict(built_nft.chains) == dict(full_nft.chains)

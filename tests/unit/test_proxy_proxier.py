@@ -153,7 +153,7 @@ async def test_stale_udp_flows_are_deleted_after_a_sync(fx: Fixture) -> None:
     fx.slices.add(endpoint_slice("dns", "10.180.0.5", port=5353, protocol="UDP",
                                  port_name="dns"))
     await fx.next_sync()
-    assert fx.flows == [FlowFilter("udp", orig_dst="172.30.0.10")]
+    assert fx.flows == [FlowFilter("udp", orig_dst="172.30.0.10", reply_src="172.30.0.10")]
     fx.slices.add(endpoint_slice("dns", "10.180.0.6", port=5353, protocol="UDP",
                                  port_name="dns"))
     await fx.next_sync()
@@ -179,11 +179,14 @@ def test_stale_udp_flows() -> None:
         FlowFilter("udp", orig_dst="192.168.99.10", dst_nat="10.180.0.5"),
         FlowFilter("udp", orig_port_dst=3053, dst_nat="10.180.0.5"),
     ]
-    # From no endpoints to some: entries made meanwhile bypass the new rules.
+    # From no endpoints to some: entries made meanwhile, never DNAT-ed, bypass the new rules.
     update = _update([dns, slice_of()], [slice_of("10.180.0.6")])
     assert stale_udp_flows(update) == [
-        FlowFilter("udp", orig_dst="172.30.0.10"), FlowFilter("udp", orig_dst="192.168.99.10"),
-        FlowFilter("udp", orig_port_dst=3053)]
+        FlowFilter("udp", orig_dst="172.30.0.10", reply_src="172.30.0.10"),
+        FlowFilter("udp", orig_dst="192.168.99.10", reply_src="192.168.99.10"),
+        FlowFilter("udp", orig_port_dst=3053, reply_port_src=3053)]
+    assert FlowFilter("udp", orig_port_dst=3053, reply_port_src=3053).argv() == [
+        "-p", "udp", "--orig-port-dst", "3053", "--reply-port-src", "3053"]
     # TCP connections are never touched.
     tcp = _update([service("svc1", "172.30.0.41"), endpoint_slice("svc1", "10.180.0.1")],
                   [endpoint_slice("svc1", "10.180.0.2")])

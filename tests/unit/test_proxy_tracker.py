@@ -87,6 +87,9 @@ def test_service_ports_of_every_type() -> None:
                     sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}})
     assert service_ports(plain)[SVC1] == ServicePort(SVC1, "172.30.0.41", 80,
                                                      affinity_timeout=60)
+    annotated = service("svc1", "172.30.0.41")
+    annotated["metadata"]["annotations"] = {"kubesvc.io/scheduler": "lc"}
+    assert service_ports(annotated)[SVC1].scheduler == "lc"
     assert service_ports(service("svc1", "None")) == {}
     assert service_ports(service("svc1", "", type="ExternalName")) == {}
 

@@ -18,23 +18,24 @@ _NONE_DELETED = re.compile(r"\b0 flow entries have been deleted")
 
 @dataclass(frozen=True)
 class FlowFilter:
-    """Entries of one protocol, sent to `orig_dst` (or to local port `orig_port_dst`) and,
-    if given, DNAT-ed to `dst_nat`."""
+    """Entries of one protocol sent to `orig_dst` (or to local port `orig_port_dst`), narrowed
+    to those DNAT-ed to `dst_nat`, or to those answered from `reply_src`
+    (`reply_port_src`): the original destination itself, so not DNAT-ed at all."""
 
     protocol: str
     orig_dst: str | None = None
     orig_port_dst: int | None = None
     dst_nat: str | None = None
+    reply_src: str | None = None
+    reply_port_src: int | None = None
 
     def argv(self) -> list[str]:
-        argv = ["-p", self.protocol]
-        if self.orig_dst is not None:
-            argv += ["--orig-dst", self.orig_dst]
-        if self.orig_port_dst is not None:
-            argv += ["--orig-port-dst", str(self.orig_port_dst)]
-        if self.dst_nat is not None:
-            argv += ["--dst-nat", self.dst_nat]
-        return argv
+        options = (("--orig-dst", self.orig_dst), ("--orig-port-dst", self.orig_port_dst),
+                   ("--dst-nat", self.dst_nat), ("--reply-src", self.reply_src),
+                   ("--reply-port-src", self.reply_port_src))
+        return ["-p", self.protocol,
+                *(arg for name, value in options if value is not None
+                  for arg in (name, str(value)))]
 
 
 async def delete_flows(netns: str | None, filters: Iterable[FlowFilter]) -> None:

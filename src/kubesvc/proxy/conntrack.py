@@ -4,8 +4,10 @@ TCP needs nothing: a connection to a removed endpoint fails and the client recon
 creates a new entry and a new choice. A UDP flow keeps its entry, and so its old endpoint, for
 as long as datagrams keep coming, so its entries are deleted when:
 - an endpoint stops being used: entries DNAT-ed to it, per Service address and NodePort;
-- a service port gets endpoints after having none: entries for its addresses, which were made
-  while nothing could answer and would otherwise bypass the new DNAT rules.
+- a service port gets endpoints after having none (or is new): entries to its addresses that
+  were never DNAT-ed, made while nothing could answer (a DNS client retrying from one port,
+  say), which would otherwise bypass the new rules for as long as the client keeps sending.
+  Entries that were DNAT-ed are left alone, so a proxy restart breaks no flow.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def stale_udp_flows(update: SnapshotUpdate) -> list[FlowFilter]:
                 if old.node_port:
                     flows.add(FlowFilter("udp", orig_port_dst=old.node_port, dst_nat=ip))
         if new is not None and new_eps and not old_eps:
-            flows.update(FlowFilter("udp", orig_dst=addr) for addr in _addresses(new))
+            flows.update(FlowFilter("udp", orig_dst=a, reply_src=a) for a in _addresses(new))
             if new.node_port:
-                flows.add(FlowFilter("udp", orig_port_dst=new.node_port))
+                flows.add(FlowFilter("udp", orig_port_dst=new.node_port,
+                                     reply_port_src=new.node_port))
     return sorted(flows, key=FlowFilter.argv)

@@ -41,7 +41,8 @@ class NFTablesDataplane:
 
     async def sync(self, update: SnapshotUpdate, full: bool) -> None:
         if full:
-            plan = self.ruleset.plan_full(update.current)
+            existing = await nft.table_names(self.netns, nftables.FAMILY)
+            plan = self.ruleset.plan_full(update.current, existing)
         else:
             plan = self.ruleset.plan_partial(update.current, update.changed)
         if plan.text:
@@ -55,52 +56,63 @@ class NFTablesDataplane:
 class IPTablesDataplane:
     mode = "iptables"
 
-    def __init__(self, node: NodeConfig, netns: str | None) -> None:
+    def __init__(self, node: NodeConfig, netns: str | None,
+                 backend: str = ipt.DEFAULT_BACKEND) -> None:
         self.netns = netns
+        self.backend = backend
         self.ruleset = iptables.Ruleset(node)
 
     async def sync(self, update: SnapshotUpdate, full: bool) -> None:
         if full:
-            existing = await ipt.chain_names(self.netns, "nat")
+            existing = await ipt.chain_names(self.netns, "nat", self.backend)
             plan = self.ruleset.plan_full(update.current, existing)
         else:
             plan = self.ruleset.plan_partial(update.current, update.changed)
-        await ipt.restore(self.netns, plan.text)
+        await ipt.restore(self.netns, plan.text, self.backend)
         if full:
             for jump in iptables.JUMP_RULES:
-                await ipt.ensure_rule(self.netns, jump.table, jump.chain, jump.args())
+                await ipt.ensure_rule(self.netns, jump.table, jump.chain, jump.args(),
+                                      self.backend)
         self.ruleset.commit(plan)
 
     def counts(self) -> dict[str, int]:
         return self.ruleset.counts()
 
 
-def new_dataplane(mode: str, node: NodeConfig, netns: str | None) -> Dataplane:
+def new_dataplane(mode: str, node: NodeConfig, netns: str | None, *,
+                  iptables_backend: str = ipt.DEFAULT_BACKEND) -> Dataplane:
     if mode == "nftables":
         return NFTablesDataplane(node, netns)
     if mode == "iptables":
-        return IPTablesDataplane(node, netns)
+        return IPTablesDataplane(node, netns, iptables_backend)
     raise _unsupported(mode)
 
 
-async def _cleanup_iptables(netns: str | None) -> None:
+async def _nft_tables(netns: str | None) -> list[str]:
+    """kubesvc's tables: the main one and its shards."""
+    return sorted(t for t in await nft.table_names(netns, nftables.FAMILY)
+                  if t == nftables.TABLE or nftables.SHARD_TABLE_RE.fullmatch(t))
+
+
+async def _cleanup_iptables(netns: str | None, backend: str) -> None:
     for table, own in (("nat", iptables.NAT_CHAINS), ("filter", iptables.FILTER_CHAINS)):
-        existing = await ipt.chain_names(netns, table)
+        existing = await ipt.chain_names(netns, table, backend)
         ours = {c for c in existing if c in own or iptables.is_service_chain(c)}
         if not ours:
             continue  # don't create the table (or touch its built-in chains) for nothing
         for jump in iptables.JUMP_RULES:
             if jump.table == table:
-                await ipt.delete_rule(netns, table, jump.chain, jump.args())
-        await ipt.delete_chains(netns, table, ours)
+                await ipt.delete_rule(netns, table, jump.chain, jump.args(), backend)
+        await ipt.delete_chains(netns, table, ours, backend)
 
 
-async def cleanup(mode: str, netns: str | None) -> None:
+async def cleanup(mode: str, netns: str | None, *,
+                  iptables_backend: str = ipt.DEFAULT_BACKEND) -> None:
     """Remove every rule `mode` made in `netns`; harmless if there is none."""
     if mode == "nftables":
-        await nft.delete_table(netns, nftables.FAMILY, nftables.TABLE)
+        await nft.delete_tables(netns, nftables.FAMILY, await _nft_tables(netns))
     elif mode == "iptables":
-        await _cleanup_iptables(netns)
+        await _cleanup_iptables(netns, iptables_backend)
     else:
         raise _unsupported(mode)
 
@@ -111,7 +123,7 @@ _IPTABLES_OURS = re.compile(r"^(\*|COMMIT$|:KUBE-|-A KUBE-|-A .* -j KUBE-)")
 async def programmed_rules(mode: str, netns: str | None) -> str:
     """What `mode` has programmed in `netns`, as the kernel reports it."""
     if mode == "nftables":
-        return await nft.list_table(netns, nftables.FAMILY, nftables.TABLE) or ""
+        return await nft.list_tables(netns, nftables.FAMILY, set(await _nft_tables(netns)))
     if mode == "iptables":
         lines = []
         for table in ("filter", "nat"):

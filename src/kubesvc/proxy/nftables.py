@@ -1,22 +1,29 @@
 """nftables mode: rule generation, a pure function from a snapshot to an `nft -f` transaction.
 
-The table follows kube-proxy's nftables mode (pkg/proxy/nftables): fixed base chains, then
+The rules follow kube-proxy's nftables mode (pkg/proxy/nftables): fixed base chains, then
 dispatch through verdict maps keyed by address, protocol and port (`service-ips`) or by
 protocol and port on the node's IPs (`service-nodeports`), to one chain per service port and
 traffic policy (`service-…`, `local-…`, `external-…`), and filter-hook checks that reject or
 drop traffic to service ports without endpoints. Names are kube-proxy's.
 
 Where it departs from kube-proxy, it is for scale on the kernels we measured (6.18, nft 1.0.6;
-research/dataplane-feasibility.md): at 10,000 services x 10 endpoints
+research/dataplane-feasibility.md and the bench): at 10,000 services x 10 endpoints
 
 - a service chain picks its endpoint with a cascade of `numgen random mod n-i 0` rules that
   DNAT directly (the arithmetic of iptables' `--probability 1/(n-i)`), instead of an anonymous
   `numgen … vmap { … }` to one chain per endpoint: binding each anonymous set walks the whole
-  transaction (145 s to load), and nft re-reads every chain of the table before each update,
-  which with 110,000 chains took 2.5 s; with 10,000 chains, 20 ms;
+  transaction (145 s to load), and nft re-reads every chain of a table before an update,
+  which with 110,000 chains took 2.5 s, with 10,000 chains 20 ms;
 - so the hairpin check kube-proxy puts in each endpoint chain (`ip saddr <endpoint>`) is one
   postrouting lookup instead: a packet DNAT-ed to the very address it came from is
-  masqueraded, using the set `hairpin-endpoints` of `<ip> . <ip>` pairs;
+  masqueraded, using the set `hairpin-endpoints` of `<ip> . <ip>` pairs of this node's pods;
+- the service chains live in shard tables of at most SHARD_SIZE service ports
+  (`kubesvc-services-<n>`), next to the table `kubesvc` that holds the checks and the
+  masquerading: every commit that adds a rule makes the kernel re-validate every chain of
+  the table it touches, from each base chain (about 50 ms for 10,000 services in one table);
+  a shard keeps that to the services that share it. NAT chains only see the first packet of
+  a connection, so each shard costs one more map lookup per new connection and nothing on
+  established ones. Up to SHARD_SIZE service ports there is a single shard;
 - updates change only what differs: a chain is rewritten (flush and refill) only if its rules
   changed, map elements are added and deleted one by one, all in one atomic transaction.
 """
@@ -24,15 +31,23 @@ research/dataplane-feasibility.md): at 10,000 services x 10 endpoints
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import ipaddress
+import math
+import re
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kubesvc.proxy.topology import categorize_endpoints
 from kubesvc.proxy.types import Endpoint, NodeConfig, ProxySnapshot, ServicePort, ServicePortName
 
-TABLE = "kubesvc"
 FAMILY = "ip"
+TABLE = "kubesvc"
+SHARD_TABLE = "kubesvc-services-{}"
+SHARD_TABLE_RE = re.compile(r"kubesvc-services-\d+")
+SHARD_SIZE = 1000
 MASQ_MARK = "0x4000"  # kube-proxy's default --masquerade-bit 14
 CHAIN_NAME_MAX = 240  # nft allows 256; kube-proxy keeps the same margin
 ELEMENTS_PER_COMMAND = 1000
@@ -53,54 +68,13 @@ SERVICE_NODEPORTS_MAP = "service-nodeports"
 NO_ENDPOINT_SERVICES_MAP = "no-endpoint-services"
 NO_ENDPOINT_NODEPORTS_MAP = "no-endpoint-nodeports"
 
-# (name, type, hook, priority). nft 1.0.6 rejects `dstnat` on the output hook, so numbers:
-# dstnat is -100, srcnat 100; the filter checks run just before DNAT (and one just after).
-BASE_CHAINS = (
-    ("filter-input", "filter", "input", -110),
-    ("filter-forward", "filter", "forward", -110),
-    ("filter-output", "filter", "output", -110),
-    ("filter-output-post-dnat", "filter", "output", -90),
-    ("nat-prerouting", "nat", "prerouting", -100),
-    ("nat-output", "nat", "output", -100),
-    ("nat-postrouting", "nat", "postrouting", 100),
-)
-
-# (from, to, condition): how the base chains reach the regular ones.
-JUMP_CHAINS = (
-    ("filter-input", NODEPORT_ENDPOINTS_CHECK_CHAIN, "ct state new"),
-    ("filter-input", SERVICE_ENDPOINTS_CHECK_CHAIN, "ct state new"),
-    ("filter-forward", SERVICE_ENDPOINTS_CHECK_CHAIN, "ct state new"),
-    ("filter-output", SERVICE_ENDPOINTS_CHECK_CHAIN, "ct state new"),
-    ("filter-forward", CLUSTER_IPS_CHECK_CHAIN, "ct state new"),
-    ("filter-output-post-dnat", CLUSTER_IPS_CHECK_CHAIN, "ct state new"),
-    ("nat-output", SERVICES_CHAIN, ""),
-    ("nat-prerouting", SERVICES_CHAIN, ""),
-    ("nat-postrouting", MASQUERADING_CHAIN, ""),
-)
-
-SETS = (
-    (CLUSTER_IPS_SET, 'type ipv4_addr ; comment "Active ClusterIPs" ;'),
-    (NODEPORT_IPS_SET, 'type ipv4_addr ; comment "IPs that accept NodePort traffic" ;'),
-    (HAIRPIN_SET, 'type ipv4_addr . ipv4_addr ; comment "Endpoint pairs for hairpin SNAT" ;'),
-)
-MAPS = (
-    (SERVICE_IPS_MAP, "type ipv4_addr . inet_proto . inet_service : verdict ; "
-     'comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ;'),
-    (SERVICE_NODEPORTS_MAP, "type inet_proto . inet_service : verdict ; "
-     'comment "NodePort traffic" ;'),
-    (NO_ENDPOINT_SERVICES_MAP, "type ipv4_addr . inet_proto . inet_service : verdict ; "
-     'comment "vmap to drop or reject packets to services with no endpoints" ;'),
-    (NO_ENDPOINT_NODEPORTS_MAP, "type inet_proto . inet_service : verdict ; "
-     'comment "vmap to drop or reject packets to service nodeports with no endpoints" ;'),
-)
+_ADDR_PROTO_PORT = "ipv4_addr . inet_proto . inet_service"
+_NODEPORT_IPS = (NODEPORT_IPS_SET, 'type ipv4_addr ; comment "IPs that accept NodePort traffic" ;')
 
 
-def static_rules(node: NodeConfig) -> dict[str, tuple[str, ...]]:
-    """The rules of the fixed chains, which do not depend on any service."""
-    rules: dict[str, list[str]] = {name: [] for name, *_ in BASE_CHAINS}
-    for src, dst, condition in JUMP_CHAINS:
-        rules[src].append(f"{condition} jump {dst}".strip())
-    rules.update({
+def _fixed_rules(node: NodeConfig) -> dict[str, list[str]]:
+    """The rules of the fixed chains, whichever table holds them."""
+    return {
         MARK_MASQ_CHAIN: [f"meta mark set meta mark | {MASQ_MARK}"],
         MASQUERADING_CHAIN: [
             f"ct status dnat ip saddr . ip daddr @{HAIRPIN_SET} jump {MARK_MASQ_CHAIN}",
@@ -126,13 +100,76 @@ def static_rules(node: NodeConfig) -> dict[str, tuple[str, ...]]:
         ],
         # Refused at once, never black-holed: TCP gets a reset, the rest port-unreachable.
         REJECT_CHAIN: ["meta l4proto tcp reject with tcp reset", "reject"],
-    })
-    return {name: tuple(chain) for name, chain in rules.items()}
+    }
+
+
+@dataclass(frozen=True)
+class TableSkeleton:
+    """The fixed part of a table: chains (base chains with their hook) and sets."""
+
+    comment: str
+    base_chains: tuple[tuple[str, str, str, int], ...]  # (name, type, hook, priority)
+    jumps: tuple[tuple[str, str, str], ...]  # (from, to, condition)
+    chains: tuple[str, ...]  # regular chains, whose rules come from _fixed_rules
+    sets: tuple[tuple[str, str], ...]  # (name, declaration)
+    maps: tuple[tuple[str, str], ...]
+
+    def rules(self, node: NodeConfig) -> dict[str, tuple[str, ...]]:
+        rules: dict[str, list[str]] = {name: [] for name, *_ in self.base_chains}
+        rules.update({name: [] for name in self.chains})
+        for src, dst, condition in self.jumps:
+            rules[src].append(f"{condition} jump {dst}".strip())
+        for name, body in _fixed_rules(node).items():
+            if name in rules:
+                rules[name] += body
+        return {name: tuple(body) for name, body in rules.items()}
+
+
+# nft 1.0.6 rejects `dstnat` on the output hook, so numbers: dstnat is -100, srcnat 100; the
+# filter checks run just before DNAT (and one just after).
+MAIN = TableSkeleton(
+    "rules for kubesvc",
+    (("filter-input", "filter", "input", -110),
+     ("filter-forward", "filter", "forward", -110),
+     ("filter-output", "filter", "output", -110),
+     ("filter-output-post-dnat", "filter", "output", -90),
+     ("nat-postrouting", "nat", "postrouting", 100)),
+    (("filter-input", NODEPORT_ENDPOINTS_CHECK_CHAIN, "ct state new"),
+     ("filter-input", SERVICE_ENDPOINTS_CHECK_CHAIN, "ct state new"),
+     ("filter-forward", SERVICE_ENDPOINTS_CHECK_CHAIN, "ct state new"),
+     ("filter-output", SERVICE_ENDPOINTS_CHECK_CHAIN, "ct state new"),
+     ("filter-forward", CLUSTER_IPS_CHECK_CHAIN, "ct state new"),
+     ("filter-output-post-dnat", CLUSTER_IPS_CHECK_CHAIN, "ct state new"),
+     ("nat-postrouting", MASQUERADING_CHAIN, "")),
+    (MARK_MASQ_CHAIN, MASQUERADING_CHAIN, SERVICE_ENDPOINTS_CHECK_CHAIN,
+     NODEPORT_ENDPOINTS_CHECK_CHAIN, CLUSTER_IPS_CHECK_CHAIN, REJECT_CHAIN),
+    ((CLUSTER_IPS_SET, 'type ipv4_addr ; comment "Active ClusterIPs" ;'),
+     _NODEPORT_IPS,
+     (HAIRPIN_SET, 'type ipv4_addr . ipv4_addr ; comment "Pods of this node, for hairpin SNAT" ;')),
+    ((NO_ENDPOINT_SERVICES_MAP, f"type {_ADDR_PROTO_PORT} : verdict ; "
+      'comment "vmap to drop or reject packets to services with no endpoints" ;'),
+     (NO_ENDPOINT_NODEPORTS_MAP, "type inet_proto . inet_service : verdict ; "
+      'comment "vmap to drop or reject packets to service nodeports with no endpoints" ;')),
+)
+SHARD = TableSkeleton(
+    "service chains of kubesvc",
+    (("nat-prerouting", "nat", "prerouting", -100),
+     ("nat-output", "nat", "output", -100)),
+    (("nat-output", SERVICES_CHAIN, ""),
+     ("nat-prerouting", SERVICES_CHAIN, "")),
+    (MARK_MASQ_CHAIN, SERVICES_CHAIN),
+    (_NODEPORT_IPS,),
+    ((SERVICE_IPS_MAP, f"type {_ADDR_PROTO_PORT} : verdict ; "
+      'comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ;'),
+     (SERVICE_NODEPORTS_MAP, "type inet_proto . inet_service : verdict ; "
+      'comment "NodePort traffic" ;')),
+)
 
 
 def hash_and_truncate(name: str) -> str:
     """`<8 base32 chars of sha256>-<name>`, unique even where names are cut to length."""
-    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()[:8]
+    # 5 bytes are exactly 8 base32 characters.
+    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()[:5]).decode()
     full = f"{digest}-{name}"
     return full if len(full) <= CHAIN_NAME_MAX else full[: CHAIN_NAME_MAX - 3] + "..."
 
@@ -143,29 +180,38 @@ def _chain_base(name: ServicePortName) -> str:
     return f"{name.namespace}/{name.name}/{name.protocol.lower()}/{name.port}"
 
 
+@functools.lru_cache(maxsize=65536)
+def _hashed_base(name: ServicePortName) -> str:
+    """Shared by a service port's chains, and kept across syncs: hashing 10,000s of names
+    at every full sync would take a good part of a second."""
+    return hash_and_truncate(_chain_base(name))
+
+
 def cluster_chain(name: ServicePortName) -> str:
-    return "service-" + hash_and_truncate(_chain_base(name))
+    return "service-" + _hashed_base(name)
 
 
 def local_chain(name: ServicePortName) -> str:
-    return "local-" + hash_and_truncate(_chain_base(name))
+    return "local-" + _hashed_base(name)
 
 
 def external_chain(name: ServicePortName) -> str:
-    return "external-" + hash_and_truncate(_chain_base(name))
+    return "external-" + _hashed_base(name)
 
 
 def affinity_set(name: ServicePortName, ep: Endpoint) -> str:
     return "affinity-" + hash_and_truncate(f"{_chain_base(name)}__{ep.ip}/{ep.port}")
 
 
-ElementKey = tuple[str, str]  # (set or map, element key)
+ElementKey = tuple[str, str, str]  # (table, set or map, element key)
 
 
 @dataclass(frozen=True)
 class ServiceRules:
-    """What one service port contributes to the table."""
+    """What one service port contributes: chains and affinity sets in its shard table, map
+    elements in its shard table and in the main one."""
 
+    table: str
     chains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     sets: Mapping[str, str] = field(default_factory=dict)  # affinity sets: name -> declaration
     elements: Mapping[ElementKey, str] = field(default_factory=dict)  # -> value, "" in sets
@@ -191,9 +237,23 @@ def _endpoint_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[s
     return rules
 
 
-def service_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...],
-                  node: NodeConfig) -> ServiceRules:
-    """The chains, affinity sets and map elements of one service port."""
+@functools.cache
+def _pod_network(pod_cidr: str) -> tuple[int, int]:
+    net = ipaddress.IPv4Network(pod_cidr)
+    return int(net.network_address), int(net.netmask)
+
+
+def _on_this_node(node: NodeConfig, ip: str) -> bool:
+    if not node.pod_cidr:
+        return True
+    # Integer arithmetic: ipaddress objects for 100,000 endpoints would take seconds.
+    network, mask = _pod_network(node.pod_cidr)
+    return int.from_bytes(socket.inet_aton(ip), "big") & mask == network
+
+
+def service_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...], node: NodeConfig,
+                  table: str) -> ServiceRules:
+    """The chains, affinity sets and map elements of one service port, in shard `table`."""
     eps = categorize_endpoints(svc, endpoints)
     proto = svc.protocol.lower()
     name = svc.name
@@ -223,16 +283,16 @@ def service_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...],
                 f"type ipv4_addr ; flags dynamic,timeout ; timeout {svc.affinity_timeout}s ;")
 
     cluster_key = f"{svc.cluster_ip} . {proto} . {svc.port}"
-    elements[(CLUSTER_IPS_SET, svc.cluster_ip)] = ""
+    elements[(TABLE, CLUSTER_IPS_SET, svc.cluster_ip)] = ""
     if has_internal:
         # Off-cluster traffic to a ClusterIP may have been routed here from another node,
         # and its replies must come back the same way.
         chains[internal_chain].insert(
             0, f"ip daddr {svc.cluster_ip} {proto} dport {svc.port} "
                f"ip saddr != {node.cluster_cidr} jump {MARK_MASQ_CHAIN}")
-        elements[(SERVICE_IPS_MAP, cluster_key)] = f"goto {internal_chain}"
+        elements[(table, SERVICE_IPS_MAP, cluster_key)] = f"goto {internal_chain}"
     else:
-        elements[(NO_ENDPOINT_SERVICES_MAP, cluster_key)] = filter_verdict
+        elements[(TABLE, NO_ENDPOINT_SERVICES_MAP, cluster_key)] = filter_verdict
 
     if uses_external_chain:
         ext: list[str] = []
@@ -253,33 +313,35 @@ def service_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...],
     for ip in (*svc.external_ips, *svc.load_balancer_ips):
         key = f"{ip} . {proto} . {svc.port}"
         if uses_external_chain:
-            elements[(SERVICE_IPS_MAP, key)] = f"goto {external_chain(name)}"
+            elements[(table, SERVICE_IPS_MAP, key)] = f"goto {external_chain(name)}"
         if not has_external:
-            elements[(NO_ENDPOINT_SERVICES_MAP, key)] = filter_verdict
+            elements[(TABLE, NO_ENDPOINT_SERVICES_MAP, key)] = filter_verdict
     if svc.node_port:
         key = f"{proto} . {svc.node_port}"
         if uses_external_chain:
-            elements[(SERVICE_NODEPORTS_MAP, key)] = f"goto {external_chain(name)}"
+            elements[(table, SERVICE_NODEPORTS_MAP, key)] = f"goto {external_chain(name)}"
         if not has_external:
-            elements[(NO_ENDPOINT_NODEPORTS_MAP, key)] = filter_verdict
+            elements[(TABLE, NO_ENDPOINT_NODEPORTS_MAP, key)] = filter_verdict
 
+    # Only a pod of this node can be DNAT-ed back to itself here.
     for ep in eps.reachable:
-        elements[(HAIRPIN_SET, f"{ep.ip} . {ep.ip}")] = ""
-    return ServiceRules({k: tuple(v) for k, v in chains.items()}, sets, elements)
+        if _on_this_node(node, ep.ip):
+            elements[(TABLE, HAIRPIN_SET, f"{ep.ip} . {ep.ip}")] = ""
+    return ServiceRules(table, {k: tuple(v) for k, v in chains.items()}, sets, elements)
 
 
 def _element_commands(verb: str, elements: Iterable[tuple[ElementKey, str]]) -> list[str]:
     """`add|delete element` commands, batched per set."""
-    by_set: dict[str, list[str]] = {}
-    for (set_name, key), value in elements:
+    by_set: dict[tuple[str, str], list[str]] = {}
+    for (table, set_name, key), value in elements:
         item = key if verb == "delete" or not value else f"{key} : {value}"
-        by_set.setdefault(set_name, []).append(item)
+        by_set.setdefault((table, set_name), []).append(item)
     commands = []
-    for set_name, items in sorted(by_set.items()):
+    for (table, set_name), items in sorted(by_set.items()):
         items.sort()
         for i in range(0, len(items), ELEMENTS_PER_COMMAND):
             batch = ", ".join(items[i:i + ELEMENTS_PER_COMMAND])
-            commands.append(f"{verb} element {FAMILY} {TABLE} {set_name} {{ {batch} }}")
+            commands.append(f"{verb} element {FAMILY} {table} {set_name} {{ {batch} }}")
     return commands
 
 
@@ -289,98 +351,137 @@ def _effective(owners: Mapping[ServicePortName, str]) -> str | None:
     return owners[min(owners)] if owners else None
 
 
+def _by_name(item: tuple[ServicePortName, ServicePort]) -> tuple[str, str, str, str]:
+    """A sort key much cheaper than the dataclass's own ordering."""
+    name = item[0]
+    return name.namespace, name.name, name.port, name.protocol
+
+
+def shard_table(name: ServicePortName, shards: int) -> str:
+    digest = hashlib.sha256(str(name).encode()).digest()
+    return SHARD_TABLE.format(int.from_bytes(digest[:4], "big") % shards)
+
+
+def _table_commands(table: str, skeleton: TableSkeleton,
+                    node: NodeConfig) -> tuple[list[str], list[str]]:
+    """The commands that declare a table's fixed part, and those that fill its chains."""
+    t = f"{FAMILY} {table}"
+    declare = [f'add table {t} {{ comment "{skeleton.comment}" ; }}']
+    declare += [f"add chain {t} {name} {{ type {kind} hook {hook} priority {prio} ; }}"
+                for name, kind, hook, prio in skeleton.base_chains]
+    declare += [f"add chain {t} {name}" for name in skeleton.chains]
+    declare += [f"add set {t} {name} {{ {decl} }}" for name, decl in skeleton.sets]
+    declare += [f"add map {t} {name} {{ {decl} }}" for name, decl in skeleton.maps]
+    fill = [f"add rule {t} {chain} {rule}"
+            for chain, body in skeleton.rules(node).items() for rule in body]
+    fill += _element_commands("add", [((table, NODEPORT_IPS_SET, ip), "")
+                                      for ip in node.node_ips])
+    return declare, fill
+
+
 @dataclass
 class Plan:
-    """A transaction and the state the table will be in once it has been applied."""
+    """A transaction and the state the tables will be in once it has been applied."""
 
     text: str
     full: bool
+    shards: int
     services: dict[ServicePortName, ServiceRules | None]
     owners: dict[ElementKey, dict[ServicePortName, str]]
 
 
 class Ruleset:
     """The rules the kernel holds (as last committed) and the transactions that move them to
-    a new snapshot. Planning never changes the state; `commit` does, once applied."""
+    a new snapshot. Planning never changes the state; `commit` does, once applied.
 
-    def __init__(self, node: NodeConfig) -> None:
+    A full plan picks the number of shards; partial plans keep it, so shards may outgrow
+    SHARD_SIZE until the next full sync divides the services again."""
+
+    def __init__(self, node: NodeConfig, shard_size: int = SHARD_SIZE) -> None:
         self.node = node
-        self.static = static_rules(node)
+        self.shard_size = shard_size
+        self.shards = 1
         self._services: dict[ServicePortName, ServiceRules] = {}
         self._owners: dict[ElementKey, dict[ServicePortName, str]] = {}
 
     def counts(self) -> dict[str, int]:
-        """How many chains, rules and map elements are programmed."""
-        chains = len(self.static) + sum(len(r.chains) for r in self._services.values())
-        rules = sum(len(c) for c in self.static.values()) + sum(
-            len(c) for r in self._services.values() for c in r.chains.values())
-        return {"chains": chains, "rules": rules,
-                "elements": len(self._owners) + len(self.node.node_ips)}
+        """How many tables, chains, rules and map elements are programmed."""
+        main, shard = MAIN.rules(self.node), SHARD.rules(self.node)
+        chains = len(main) + self.shards * len(shard) + sum(
+            len(r.chains) for r in self._services.values())
+        rules = sum(map(len, main.values())) + self.shards * sum(map(len, shard.values()))
+        rules += sum(len(c) for r in self._services.values() for c in r.chains.values())
+        return {"tables": 1 + self.shards, "chains": chains, "rules": rules,
+                "elements": len(self._owners) + (1 + self.shards) * len(self.node.node_ips)}
 
-    def plan_full(self, snapshot: ProxySnapshot) -> Plan:
-        """Recreate the whole table in one transaction."""
+    def plan_full(self, snapshot: ProxySnapshot, existing_tables: Iterable[str] = ()) -> Plan:
+        """Recreate every table in one transaction; shard tables in `existing_tables` that are
+        no longer needed (there were more shards before) go too."""
+        shards = max(1, math.ceil(len(snapshot.services) / self.shard_size))
         services = {
-            name: service_rules(svc, snapshot.endpoints_of(name), self.node)
-            for name, svc in sorted(snapshot.services.items())
+            name: service_rules(svc, snapshot.endpoints_of(name), self.node,
+                                shard_table(name, shards))
+            for name, svc in sorted(snapshot.services.items(), key=_by_name)
         }
         owners: dict[ElementKey, dict[ServicePortName, str]] = {}
         for name, rules in services.items():
             for key, value in rules.elements.items():
                 owners.setdefault(key, {})[name] = value
-        t = f"{FAMILY} {TABLE}"
-        lines = [
-            f'add table {t} {{ comment "rules for kubesvc" ; }}',
-            f"delete table {t}",
-            f'add table {t} {{ comment "rules for kubesvc" ; }}',
-        ]
-        lines += [f"add chain {t} {name} {{ type {kind} hook {hook} priority {prio} ; }}"
-                  for name, kind, hook, prio in BASE_CHAINS]
-        lines += [f"add chain {t} {name}" for name in self.static
-                  if name not in {b[0] for b in BASE_CHAINS}]
-        lines += [f"add set {t} {name} {{ {decl} }}" for name, decl in SETS]
-        lines += [f"add map {t} {name} {{ {decl} }}" for name, decl in MAPS]
-        lines += [f"add set {t} {name} {{ {decl} }}"
-                  for rules in services.values() for name, decl in rules.sets.items()]
-        lines += [f"add chain {t} {chain}" for rules in services.values() for chain in rules.chains]
-        for chain, body in self.static.items():
-            lines += [f"add rule {t} {chain} {rule}" for rule in body]
+        tables = [TABLE, *(SHARD_TABLE.format(i) for i in range(shards))]
+        stale = {t for t in existing_tables if SHARD_TABLE_RE.fullmatch(t)}
+        lines = []
+        for table in sorted({*tables, *stale}):
+            lines += [f"add table {FAMILY} {table}", f"delete table {FAMILY} {table}"]
+        fills = []
+        for table in tables:
+            declare, fill = _table_commands(table, MAIN if table == TABLE else SHARD, self.node)
+            lines += declare
+            fills += fill
         for rules in services.values():
-            for chain, body in rules.chains.items():
-                lines += [f"add rule {t} {chain} {rule}" for rule in body]
-        lines += _element_commands("add", [((NODEPORT_IPS_SET, ip), "")
-                                           for ip in self.node.node_ips])
+            t = f"{FAMILY} {rules.table}"
+            lines += [f"add set {t} {name} {{ {decl} }}" for name, decl in rules.sets.items()]
+            lines += [f"add chain {t} {chain}" for chain in rules.chains]
+        lines += fills
+        for rules in services.values():
+            lines += [f"add rule {FAMILY} {rules.table} {chain} {rule}"
+                      for chain, body in rules.chains.items() for rule in body]
         lines += _element_commands(
             "add", ((key, v) for key, o in owners.items() if (v := _effective(o)) is not None))
-        return Plan("\n".join(lines) + "\n", True, dict(services), owners)
+        return Plan("\n".join(lines) + "\n", True, shards, dict(services), owners)
 
     def plan_partial(self, snapshot: ProxySnapshot,
                      changed: Iterable[ServicePortName]) -> Plan:
         """Rewrite only what the changed service ports need, in one transaction."""
-        t = f"{FAMILY} {TABLE}"
         services: dict[ServicePortName, ServiceRules | None] = {}
         owners: dict[ElementKey, dict[ServicePortName, str]] = {}
         add_sets, new_chains, rewrite, delete_chains, delete_sets = [], [], [], [], []
         for name in sorted(changed):
             old = self._services.get(name)
             svc = snapshot.services.get(name)
-            new = service_rules(svc, snapshot.endpoints_of(name), self.node) if svc else None
+            new = None
+            if svc is not None:
+                table = shard_table(name, self.shards)
+                new = service_rules(svc, snapshot.endpoints_of(name), self.node, table)
             services[name] = new
             old_chains = old.chains if old else {}
-            new_chains_of = new.chains if new else {}
-            for chain, body in new_chains_of.items():
-                if chain not in old_chains:
-                    new_chains.append(f"add chain {t} {chain}")
-                elif old_chains[chain] == body:
-                    continue
-                else:
-                    rewrite.append(f"flush chain {t} {chain}")
-                rewrite += [f"add rule {t} {chain} {rule}" for rule in body]
-            delete_chains += [chain for chain in old_chains if chain not in new_chains_of]
             old_sets = old.sets if old else {}
-            new_sets = new.sets if new else {}
-            add_sets += [f"add set {t} {s} {{ {d} }}" for s, d in new_sets.items()
-                         if s not in old_sets]
-            delete_sets += [s for s in old_sets if s not in new_sets]
+            if new is not None:
+                t = f"{FAMILY} {new.table}"
+                add_sets += [f"add set {t} {s} {{ {d} }}" for s, d in new.sets.items()
+                             if s not in old_sets]
+                for chain, body in new.chains.items():
+                    if chain not in old_chains:
+                        new_chains.append(f"add chain {t} {chain}")
+                    elif old_chains[chain] == body:
+                        continue
+                    else:
+                        rewrite.append(f"flush chain {t} {chain}")
+                    rewrite += [f"add rule {t} {chain} {rule}" for rule in body]
+            if old is not None:
+                t = f"{FAMILY} {old.table}"
+                kept = new.chains if new else {}
+                delete_chains += [f"{t} {c}" for c in old_chains if c not in kept]
+                delete_sets += [f"{t} {s}" for s in old_sets if new is None or s not in new.sets]
             for key in {*(old.elements if old else ()), *(new.elements if new else ())}:
                 claims = owners.setdefault(key, dict(self._owners.get(key, {})))
                 if new is not None and key in new.elements:
@@ -401,16 +502,18 @@ class Ruleset:
         lines = add_sets + new_chains + rewrite
         lines += _element_commands("delete", removed)
         lines += _element_commands("add", added)
-        lines += [f"flush chain {t} {chain}" for chain in delete_chains]
-        lines += [f"delete chain {t} {chain}" for chain in delete_chains]
-        lines += [f"delete set {t} {s}" for s in delete_sets]
-        return Plan("\n".join(lines) + "\n" if lines else "", False, services, owners)
+        lines += [f"flush chain {chain}" for chain in delete_chains]
+        lines += [f"delete chain {chain}" for chain in delete_chains]
+        lines += [f"delete set {s}" for s in delete_sets]
+        text = "\n".join(lines) + "\n" if lines else ""
+        return Plan(text, False, self.shards, services, owners)
 
     def commit(self, plan: Plan) -> None:
         """Record that `plan` has been applied."""
         if plan.full:
             self._services = {}
             self._owners = {}
+        self.shards = plan.shards
         for name, rules in plan.services.items():
             if rules is None:
                 self._services.pop(name, None)

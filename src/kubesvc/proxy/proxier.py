@@ -68,7 +68,7 @@ class ServiceProxy:
         # kube-proxy's default --detect-local-mode=ClusterCIDR: traffic from any pod counts as
         # in-cluster; the node's own pod CIDR only stands in when no cluster CIDR is known.
         self.node = NodeConfig(node_name, tuple(node_ips), cluster_cidr or pod_cidr,
-                               service_cidr)
+                               service_cidr, pod_cidr)
         self.dataplane = dataplanes.new_dataplane(mode, self.node, netns)
         self.tracker = ChangeTracker(node_name)
         self.metrics = metrics.ProxyMetrics()

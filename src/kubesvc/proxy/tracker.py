@@ -73,6 +73,10 @@ class ChangeTracker:
         self._dirty_endpoints: set[str] = set()
         self._trigger_times: dict[str, float] = {}
         self._snapshot = ProxySnapshot()
+        # The dicts behind the snapshot's read-only views: dict.copy() keeps their stored
+        # hashes, copying through the views would hash every key again (10,000s of them).
+        self._services: dict[ServicePortName, ServicePort] = {}
+        self._endpoints: dict[ServicePortName, tuple[Endpoint, ...]] = {}
         # The service port names each Service has in the current snapshot.
         self._names: dict[str, set[ServicePortName]] = {}
         self.service_changes_total = 0
@@ -155,8 +159,8 @@ class ChangeTracker:
     def snapshot(self) -> SnapshotUpdate:
         """A new snapshot with everything recorded so far, and what changed since the last."""
         previous = self._snapshot
-        services = dict(previous.services)
-        endpoints = dict(previous.endpoints)
+        services = self._services.copy()
+        endpoints = self._endpoints.copy()
         changed: set[ServicePortName] = set()
         dirty = self._dirty_services | self._dirty_endpoints
         for key in dirty:
@@ -180,6 +184,7 @@ class ChangeTracker:
         self._dirty_services.clear()
         self._dirty_endpoints.clear()
         self._trigger_times.clear()
+        self._services, self._endpoints = services, endpoints
         self._snapshot = ProxySnapshot(MappingProxyType(services), MappingProxyType(endpoints))
         return SnapshotUpdate(previous, self._snapshot, frozenset(changed),
                               MappingProxyType(trigger_times))

@@ -14,6 +14,7 @@ from typing import Any
 
 from kubesvc.api.allocators import cluster_ips, service_type
 from kubesvc.api.endpoints import SERVICE_NAME_LABEL
+from kubesvc.proxy.schedulers import SCHEDULER_ANNOTATION
 
 Obj = dict[str, Any]
 
@@ -49,6 +50,7 @@ class ServicePort:
     affinity_timeout: int = 0  # seconds of ClientIP session affinity; 0 means none
     external_policy_local: bool = False
     internal_policy_local: bool = False
+    scheduler: str = ""  # the Service's kubesvc.io/scheduler (IPVS, userspace); "" = default
 
     @property
     def protocol(self) -> str:
@@ -108,6 +110,7 @@ class NodeConfig:
     node_ips: tuple[str, ...]
     cluster_cidr: str  # traffic from outside it to a ClusterIP is masqueraded
     service_cidr: str
+    pod_cidr: str = ""  # this node's pods ("" if unknown)
 
 
 def service_ports(svc: Obj) -> dict[ServicePortName, ServicePort]:
@@ -149,6 +152,7 @@ def service_ports(svc: Obj) -> dict[ServicePortName, ServicePort]:
             external_policy_local=spec.get("externalTrafficPolicy") == "Local"
             and bool(node_port or external_ips or lb_ips),
             internal_policy_local=spec.get("internalTrafficPolicy") == "Local",
+            scheduler=str((meta.get("annotations") or {}).get(SCHEDULER_ANNOTATION) or ""),
         )
     return result
 
