@@ -132,8 +132,10 @@ class DeploymentController(Controller):
                        _strip_hash(template)), None)
         old = [rs for rs in owned if rs is not new_rs]
         revision = max([_revision(rs) for rs in old] or [0]) + 1
-        if new_rs is None and not d["spec"].get("paused"):
-            # A paused Deployment rolls nothing out: its new template waits for resume.
+        if new_rs is None:
+            if d["spec"].get("paused"):
+                # A paused Deployment rolls nothing out: its new template waits for resume.
+                return None, old
             new_rs = await self._create_rs(d, old, revision)
         elif _revision(new_rs) < revision - 1 or _revision(new_rs) == 0:
             # Rolling back to an old template makes its ReplicaSet the newest revision.
