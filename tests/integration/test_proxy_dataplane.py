@@ -342,7 +342,7 @@ async def test_udp_keeps_working_across_an_endpoint_change(
     # One client socket, so every datagram belongs to the same conntrack entry.
     sock = await open_socket(topology.ns("client"), socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        sock.bind(("0.0.0.0", 40053))
+        sock.bind(("0.0.0.0", 0))  # a fresh flow: not one an earlier test left in conntrack
 
         async def ask() -> str:
             await loop.sock_sendto(sock, b"?", ("10.96.100.15", 53))
