@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from kubesvc.proxy.topology import categorize_endpoints
+from kubesvc.proxy.topology import categorize_endpoints, policy_chains
 from kubesvc.proxy.types import Endpoint, NodeConfig, ProxySnapshot, ServicePort, ServicePortName
 
 MASQ_MARK = "0x4000"
@@ -152,15 +152,11 @@ def service_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...],
     filter_services: list[str] = []
     filter_external: list[str] = []
 
-    uses_cluster_chain = bool(eps.cluster) and svc.uses_cluster_endpoints
-    uses_local_chain = bool(eps.local) and svc.uses_local_endpoints
-    internal_chain, has_internal = service_chain(name), eps.has_any
-    if svc.internal_policy_local:
-        internal_chain, has_internal = local_chain(name), bool(eps.local)
-    external_policy_chain, has_external = service_chain(name), eps.has_any
-    if svc.external_policy_local:
-        external_policy_chain, has_external = local_chain(name), bool(eps.local)
-    uses_external_chain = eps.has_any and svc.externally_accessible
+    policy = policy_chains(svc, eps, service_chain(name), local_chain(name))
+    uses_cluster_chain, uses_local_chain = policy.uses_cluster, policy.uses_local
+    internal_chain, has_internal = policy.internal, policy.has_internal
+    external_policy_chain, has_external = policy.external, policy.has_external
+    uses_external_chain = policy.uses_external
     # No endpoints at all: refuse (TCP with a reset, the rest port-unreachable) at once.
     # Endpoints, but none for this traffic policy: drop.
     if eps.has_any:

@@ -43,3 +43,33 @@ def categorize_endpoints(svc: ServicePort, endpoints: tuple[Endpoint, ...]) -> C
         return Categorized(cluster, local, cluster, has_any)
     merged = {str(ep): ep for ep in (*cluster, *local)}
     return Categorized(cluster, local, tuple(sorted(merged.values())), has_any)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChains:
+    """Where a service port's traffic goes under its traffic policies, in the mode's own
+    names for its cluster-wide and node-local endpoint chains."""
+
+    uses_cluster: bool
+    uses_local: bool
+    internal: str  # the chain for traffic from inside the cluster
+    has_internal: bool
+    external: str  # the chain for traffic from outside (NodePort, LB, external IPs)
+    has_external: bool
+    uses_external: bool
+
+
+def policy_chains(svc: ServicePort, eps: Categorized, cluster_chain: str,
+                  local_chain: str) -> PolicyChains:
+    internal, has_internal = cluster_chain, eps.has_any
+    if svc.internal_policy_local:
+        internal, has_internal = local_chain, bool(eps.local)
+    external, has_external = cluster_chain, eps.has_any
+    if svc.external_policy_local:
+        external, has_external = local_chain, bool(eps.local)
+    return PolicyChains(
+        uses_cluster=bool(eps.cluster) and svc.uses_cluster_endpoints,
+        uses_local=bool(eps.local) and svc.uses_local_endpoints,
+        internal=internal, has_internal=has_internal,
+        external=external, has_external=has_external,
+        uses_external=eps.has_any and svc.externally_accessible)
