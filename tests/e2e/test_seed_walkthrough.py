@@ -23,7 +23,7 @@ def rows(output: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in output.splitlines()[1:] if line.strip()}
 
 
-@pytest.mark.parametrize("mode", ["nftables", "iptables"])
+@pytest.mark.parametrize("mode", ["nftables", "iptables", "userspace"])
 def test_seed_walkthrough(tmp_path: Path, mode: str) -> None:
     cluster = Cluster(tmp_path / "state", extra_args=["--proxy-mode", mode])
     cluster.start()

@@ -127,7 +127,7 @@ async def test_nothing_is_programmed_before_both_informers_synced(fx: Fixture) -
     fx.slices.add(endpoint_slice("svc1", "10.180.0.1"))
     fx.slices.synced.set()
     assert await fx.next_sync() == (True, frozenset({SVC1}))
-    assert fx.cleaned == ["iptables"]  # the other mode's leftovers
+    assert fx.cleaned == ["iptables", "ipvs", "userspace"]  # the other modes' leftovers
 
 
 async def test_changes_sync_partially_and_failures_resync_fully(fx: Fixture) -> None:

@@ -23,6 +23,11 @@ from kubesvc.config.cluster import DEFAULT_STATE_DIR, ClusterConfig
 from kubesvc.kernel.cmd import CommandError
 from kubesvc.kernel.nodenet import NodeNetwork
 from kubesvc.proxy.dataplanes import programmed_rules
+from kubesvc.proxy.schedulers import (
+    DEFAULT_SCHEDULER,
+    IPVS_SCHEDULERS,
+    USERSPACE_SCHEDULERS,
+)
 from kubesvc.walkthrough import StepFailed, Walkthrough
 
 console = Console(stderr=True)
@@ -57,6 +62,11 @@ def cli() -> None:
               help="Run the node in its own network namespace instead of the host's.")
 @click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "ipvs", "userspace"]),
               default="nftables", show_default=True)
+@click.option("--proxy-scheduler", type=click.Choice(sorted({*USERSPACE_SCHEDULERS,
+                                                            *IPVS_SCHEDULERS})),
+              default=DEFAULT_SCHEDULER, show_default=True,
+              help="Scheduler of ipvs and userspace modes for Services without a "
+              "kubesvc.io/scheduler annotation.")
 @click.option("--service-cidr", default="10.96.0.0/12", show_default=True)
 @click.option("--cluster-cidr", default="10.244.0.0/16", show_default=True)
 @click.option("--node-port-range", default="30000-32767", show_default=True)
@@ -72,7 +82,8 @@ def cli() -> None:
 @click.option("--no-kubeconfig", is_flag=True, help="Write no user kubeconfig.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the components do.")
 def up(state_dir: Path, name: str, api_address: str, api_port: int, isolated: bool,
-       proxy_mode: str, service_cidr: str, cluster_cidr: str, node_port_range: str,
+       proxy_mode: str, proxy_scheduler: str, service_cidr: str, cluster_cidr: str,
+       node_port_range: str,
        cluster_domain: str, lb_pool: str, dns_upstream: str, kubeconfig_path: Path | None,
        no_kubeconfig: bool, verbose: bool) -> None:
     """Run the cluster in the foreground until interrupted or `kubesvc down`."""
@@ -84,6 +95,7 @@ def up(state_dir: Path, name: str, api_address: str, api_port: int, isolated: bo
         state_dir=state_dir, name=name, api_address=api_address, api_port=api_port,
         service_cidr=service_cidr, cluster_cidr=cluster_cidr, node_port_range=node_port_range,
         cluster_domain=cluster_domain, isolated=isolated, proxy_mode=proxy_mode,
+        proxy_scheduler=proxy_scheduler,
         lb_pool=lb_pool, dns_upstream=dns_upstream)
     user_kubeconfig = None if no_kubeconfig else (kubeconfig_path or kubeconfig.default_path())
     started = time.monotonic()

@@ -37,6 +37,7 @@ from kubesvc.controllers.nodeipam import NodeIpamController
 from kubesvc.controllers.replicaset import ReplicaSetController
 from kubesvc.controllers.scheduler import Scheduler
 from kubesvc.dns.server import ClusterDNS
+from kubesvc.kernel.ipvs import require_ipvs
 from kubesvc.kernel.netns import open_socket
 from kubesvc.kernel.nodenet import NodeNetwork
 from kubesvc.node.agent import KUBELET_PORT, NodeAgent
@@ -195,7 +196,8 @@ class Components:
         proxy = ServiceProxy(informers, mode=config.proxy_mode, node_name=config.name,
                              node_ips=[node.node_ip], netns=node.netns, pod_cidr=pod_cidr,
                              cluster_cidr=config.cluster_cidr,
-                             service_cidr=config.service_cidr)
+                             service_cidr=config.service_cidr,
+                             scheduler=config.proxy_scheduler)
         self._spawn(proxy.run())
         dns = ClusterDNS(informers, zone=config.cluster_domain,
                          upstreams=dns_upstreams(config))
@@ -249,6 +251,8 @@ async def run(config: ClusterConfig, step: Step, ready: Callable[[], None],
     config.state_dir.mkdir(parents=True, exist_ok=True)
     if (pid := running_pid(config)) is not None and pid != os.getpid():
         raise AlreadyRunning(f"kubesvc is already running for {config.state_dir} (pid {pid})")
+    if config.proxy_mode == "ipvs":
+        await require_ipvs()  # before anything starts: IPVSUnavailable names the module
     config.pid_file.write_text(f"{os.getpid()}\n")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -23,6 +23,7 @@ class ClusterConfig:
     cluster_domain: str = "cluster.local"
     isolated: bool = False
     proxy_mode: str = "nftables"
+    proxy_scheduler: str = "rr"  # ipvs and userspace modes; a Service's annotation wins
     lb_pool: str = "auto"
     # Where the cluster DNS sends names outside its zone: auto (the host's resolv.conf),
     # none, or a comma-separated list of addresses.

@@ -113,13 +113,14 @@ async def _in_netns_thread(netns: str, fn: Callable[[], T]) -> T:
 
 
 async def open_socket(
-    netns: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM
+    netns: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM,
+    proto: int = 0,
 ) -> socket.socket:
     """A non-blocking socket that lives in `netns`: connecting from it reaches that namespace's
     addresses, as probes and hooks must (the socket keeps its namespace for its whole life)."""
 
     def make() -> socket.socket:
-        sock = socket.socket(family, type)
+        sock = socket.socket(family, type, proto)
         sock.setblocking(False)
         return sock
 

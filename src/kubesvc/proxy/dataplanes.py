@@ -7,15 +7,19 @@ that hands the text to the kernel package and commits the plan once it applied.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Protocol
 
 from kubesvc.kernel import iptables as ipt
 from kubesvc.kernel import nft
-from kubesvc.proxy import iptables, nftables
+from kubesvc.proxy import iptables, ipvs, nftables, userspace
+from kubesvc.proxy.schedulers import DEFAULT_SCHEDULER, DEFAULT_WEIGHT
 from kubesvc.proxy.tracker import SnapshotUpdate
 from kubesvc.proxy.types import NodeConfig
 
-MODES = ("nftables", "iptables")
+MODES = ("nftables", "iptables", "ipvs", "userspace")
+# The modes that run schedulers, and so use the pods' weights.
+SCHEDULED_MODES = ("ipvs", "userspace")
 
 
 def _unsupported(mode: str) -> ValueError:
@@ -30,6 +34,10 @@ class Dataplane(Protocol):
 
     def counts(self) -> dict[str, int]:
         """How much is programmed (rules, chains, elements, per the mode's own terms)."""
+
+    async def close(self) -> None:
+        """Let go of what the mode holds besides the kernel's state (userspace mode: its
+        relay workers, and so its connections); programmed rules stay."""
 
 
 class NFTablesDataplane:
@@ -51,6 +59,9 @@ class NFTablesDataplane:
 
     def counts(self) -> dict[str, int]:
         return self.ruleset.counts()
+
+    async def close(self) -> None:
+        """Nothing to let go of: the rules are the whole data plane."""
 
 
 class IPTablesDataplane:
@@ -78,13 +89,22 @@ class IPTablesDataplane:
     def counts(self) -> dict[str, int]:
         return self.ruleset.counts()
 
+    async def close(self) -> None:
+        """Nothing to let go of: the rules are the whole data plane."""
+
 
 def new_dataplane(mode: str, node: NodeConfig, netns: str | None, *,
-                  iptables_backend: str = ipt.DEFAULT_BACKEND) -> Dataplane:
+                  iptables_backend: str = ipt.DEFAULT_BACKEND,
+                  scheduler: str = DEFAULT_SCHEDULER,
+                  weights: Callable[[str], int] = lambda ip: DEFAULT_WEIGHT) -> Dataplane:
     if mode == "nftables":
         return NFTablesDataplane(node, netns)
     if mode == "iptables":
         return IPTablesDataplane(node, netns, iptables_backend)
+    if mode == "ipvs":
+        return ipvs.IPVSDataplane(node, netns, scheduler=scheduler, weights=weights)
+    if mode == "userspace":
+        return userspace.UserspaceDataplane(node, netns, scheduler=scheduler, weights=weights)
     raise _unsupported(mode)
 
 
@@ -113,6 +133,10 @@ async def cleanup(mode: str, netns: str | None, *,
         await nft.delete_tables(netns, nftables.FAMILY, await _nft_tables(netns))
     elif mode == "iptables":
         await _cleanup_iptables(netns, iptables_backend)
+    elif mode == "ipvs":
+        await ipvs.cleanup(netns)
+    elif mode == "userspace":
+        await userspace.cleanup(netns)
     else:
         raise _unsupported(mode)
 
@@ -124,6 +148,10 @@ async def programmed_rules(mode: str, netns: str | None) -> str:
     """What `mode` has programmed in `netns`, as the kernel reports it."""
     if mode == "nftables":
         return await nft.list_tables(netns, nftables.FAMILY, set(await _nft_tables(netns)))
+    if mode == "ipvs":
+        return await ipvs.programmed_rules(netns)
+    if mode == "userspace":
+        return await userspace.programmed_rules(netns)
     if mode == "iptables":
         lines = []
         for table in ("filter", "nat"):

@@ -22,8 +22,10 @@ from kubesvc.proxy import dataplanes, metrics
 from kubesvc.proxy.conntrack import stale_udp_flows
 from kubesvc.proxy.dataplanes import cleanup, programmed_rules
 from kubesvc.proxy.runner import BoundedFrequencyRunner
+from kubesvc.proxy.schedulers import DEFAULT_SCHEDULER
 from kubesvc.proxy.tracker import ChangeTracker, SnapshotUpdate
 from kubesvc.proxy.types import NodeConfig
+from kubesvc.proxy.weights import PodWeights
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class ServiceProxy:
         min_sync_period: float = MIN_SYNC_PERIOD,
         sync_period: float = SYNC_PERIOD,
         full_sync_period: float = FULL_SYNC_PERIOD,
+        scheduler: str = DEFAULT_SCHEDULER,
     ) -> None:
         self.mode = mode
         self.netns = netns
@@ -69,7 +72,13 @@ class ServiceProxy:
         # in-cluster; the node's own pod CIDR only stands in when no cluster CIDR is known.
         self.node = NodeConfig(node_name, tuple(node_ips), cluster_cidr or pod_cidr,
                                service_cidr, pod_cidr)
-        self.dataplane = dataplanes.new_dataplane(mode, self.node, netns)
+        self.weights = PodWeights()
+        self.dataplane = dataplanes.new_dataplane(mode, self.node, netns, scheduler=scheduler,
+                                                  weights=self.weights.weight)
+        if mode == "ipvs":
+            # IPVS has no transaction to replay: every periodic sync diffs the kernel against
+            # the snapshot, as kube-proxy's IPVS proxier does each syncPeriod.
+            full_sync_period = min(full_sync_period, sync_period)
         self.tracker = ChangeTracker(node_name)
         self.metrics = metrics.ProxyMetrics()
         self.health = metrics.HealthState(2 * sync_period)
@@ -82,6 +91,7 @@ class ServiceProxy:
         self._need_full = True
         self._last_full = 0.0
         self._failed: SnapshotUpdate | None = None
+        self._weights_changed = False
 
         self._services = informers.get(resources.of("v1", "Service"))
         self._slices = informers.get(resources.of("discovery.k8s.io/v1", "EndpointSlice"))
@@ -95,6 +105,14 @@ class ServiceProxy:
             lambda old, new: self._on_change(self.tracker.slice_changed(old, new)),
             lambda obj: self._on_change(self.tracker.slice_changed(obj, None)),
         )
+        self._pods = None
+        if mode in dataplanes.SCHEDULED_MODES:
+            self._pods = informers.get(resources.of("v1", "Pod"))
+            self._pods.add_handlers(
+                lambda obj: self._on_weights(self.weights.pod_changed(None, obj)),
+                lambda old, new: self._on_weights(self.weights.pod_changed(old, new)),
+                lambda obj: self._on_weights(self.weights.pod_changed(obj, None)),
+            )
         self.metrics.changes = lambda: {
             "endpoint_changes_total": self.tracker.endpoint_changes_total,
             "endpoint_changes_pending": self.tracker.pending_endpoint_changes,
@@ -115,6 +133,12 @@ class ServiceProxy:
         if self._initialized:
             self.runner.run()
 
+    def _on_weights(self, changed: bool) -> None:
+        # Weights are not in the snapshot: the next sync is a full one, which reads them.
+        if changed:
+            self._weights_changed = True
+            self._on_change(True)
+
     async def run(self) -> None:
         """Wait for both informers to sync, then keep the kernel in line with them."""
         server: web.AppRunner | None = None
@@ -123,7 +147,10 @@ class ServiceProxy:
             server = await metrics.serve(metrics.make_app(self.metrics, self.health),
                                          self.metrics_port)
         try:
-            await asyncio.gather(self._services.synced.wait(), self._slices.synced.wait())
+            synced = [self._services.synced.wait(), self._slices.synced.wait()]
+            if self._pods is not None:
+                synced.append(self._pods.synced.wait())
+            await asyncio.gather(*synced)
             self._initialized = True
             for other in dataplanes.MODES:
                 if other != self.mode:  # leftovers of a run in another mode
@@ -131,12 +158,15 @@ class ServiceProxy:
             self.runner.run()
             await self.runner.loop()
         finally:
+            await self.dataplane.close()
             if server is not None:
                 await server.cleanup()
 
     async def _sync(self) -> None:
         start = time.monotonic()
-        full = self._need_full or start - self._last_full >= self.full_sync_period
+        full = (self._need_full or self._weights_changed
+                or start - self._last_full >= self.full_sync_period)
+        self._weights_changed = False
         if not full and not self.tracker.pending():
             return
         update = _merge(self._failed, self.tracker.snapshot())

@@ -1,0 +1,3 @@
+from kubesvc.proxy.relay.worker import main
+
+main()
