@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubesvc.kernel import conntrack, iptables, nft
+from kubesvc.kernel import conntrack, iptables, nft, nftnl
 from kubesvc.kernel.cmd import CommandError
 from kubesvc.kernel.netns import list_netns
 
@@ -49,6 +49,71 @@ async def test_nft_transactions_are_atomic(netns: str) -> None:
     assert listing.startswith("table ip kt2 {") and "chain a" not in listing
     await nft.delete_tables(netns, "ip", ["kt", "kt2"])  # kt2 never existed: fine
     assert await nft.list_table(netns, "ip", "kt") is None
+
+
+SKELETON = """\
+add table ip {t}
+add chain ip {t} mark-for-masquerade
+add chain ip {t} svc
+add set ip {t} ips {{ type ipv4_addr . inet_proto . inet_service ; }}
+add map ip {t} ports {{ type inet_proto . inet_service : verdict ; }}
+add map ip {t} tcp-endpoints-0 {{ typeof numgen random mod 1 : ip daddr . tcp dport ; }}
+add map ip {t} udp-endpoints-0 {{ typeof numgen random mod 1 : ip daddr . udp dport ; }}
+add element ip {t} tcp-endpoints-0 {{ 5 : 10.244.0.5 . 80 }}
+add rule ip {t} svc meta l4proto tcp dnat ip to numgen random mod 1 offset 5 map @tcp-endpoints-0
+"""
+RULES = [
+    "ip daddr 10.100.0.1 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
+    "ip daddr 10.100.0.2 udp dport 53 ip saddr != 10.0.0.0/8 goto mark-for-masquerade",
+    "ip saddr 192.168.0.0/24 sctp dport 9 jump mark-for-masquerade",
+    "meta l4proto tcp dnat ip to numgen random mod 10 offset 65536 map @tcp-endpoints-0",
+    "meta l4proto udp dnat ip to numgen random mod 3 offset 0 map @udp-endpoints-0",
+]
+
+
+async def test_netlink_batches_program_what_nft_does(netns: str) -> None:
+    """The same changes through nft and through netlink: nft lists the same tables."""
+    ips = nftnl.SetType(("ipv4_addr", "inet_proto", "inet_service"))
+    ports = nftnl.SetType(("inet_proto", "inet_service"), ("verdict",))
+    endpoints = nftnl.SetType(("integer",), ("ipv4_addr", "inet_service"))
+    await nft.apply(netns, SKELETON.format(t="kcli") + SKELETON.format(t="knl"))
+    await nft.apply(netns, "flush chain ip kcli svc\n" + "".join(
+        f"add rule ip kcli svc {rule}\n" for rule in RULES) + """\
+add element ip kcli ips { 10.0.0.1 . tcp . 80, 10.0.0.2 . udp . 53 }
+add element ip kcli ports { tcp . 30001 : goto svc, udp . 30002 : drop }
+delete element ip kcli tcp-endpoints-0 { 5 }
+add element ip kcli tcp-endpoints-0 { 65536 : 10.244.0.9 . 8080, 7 : 10.244.0.7 . 53 }
+""")
+    batch = nftnl.Batch("ip")
+    batch.flush_chain("knl", "svc")
+    for rule in RULES:
+        exprs = nftnl.compile_rule(rule)
+        assert exprs is not None, rule
+        batch.add_rule("knl", "svc", exprs)
+    batch.add("knl", "ips", ips, [("10.0.0.1 . tcp . 80", None), ("10.0.0.2 . udp . 53", None)])
+    batch.add("knl", "ports", ports, [("tcp . 30001", "goto svc"), ("udp . 30002", "drop")])
+    batch.delete("knl", "tcp-endpoints-0", endpoints, ["5"])
+    batch.add("knl", "tcp-endpoints-0", endpoints,
+              [("65536", "10.244.0.9 . 8080"), ("7", "10.244.0.7 . 53")])
+    await nftnl.apply(netns, batch)
+    cli, netlink = [await nft.list_table(netns, "ip", t) or "" for t in ("kcli", "knl")]
+    assert netlink.replace("table ip knl", "table ip kcli") == cli
+    assert "10.244.0.9 . 8080" in cli and "offset 65536" in cli
+
+    # All or nothing: the second message fails, so the first is not applied either.
+    bad = nftnl.Batch("ip")
+    bad.add("knl", "ips", ips, [("10.0.0.3 . tcp . 80", None)])
+    bad.delete("knl", "tcp-endpoints-0", endpoints, ["999"])
+    with pytest.raises(nftnl.NetlinkError, match="set knl tcp-endpoints-0"):
+        await nftnl.apply(netns, bad)
+    assert "10.0.0.3" not in (await nft.list_table(netns, "ip", "knl") or "")
+    await nft.delete_tables(netns, "ip", ["kcli", "knl"])
+
+
+def test_rules_outside_the_known_language_are_left_to_nft() -> None:
+    assert nftnl.compile_rule("ip saddr != 10.240.0.0/12 jump x") is None  # needs a mask
+    assert nftnl.compile_rule("ct state new jump x") is None
+    assert nftnl.compile_rule("meta l4proto tcp dnat to 10.0.0.1:80") is None
 
 
 async def test_iptables_restore_rules_and_chains(netns: str) -> None:

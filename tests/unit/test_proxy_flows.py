@@ -322,6 +322,11 @@ class NFTables:
         if m := re.match(r"numgen random mod (\d+) 0 ?", rule):
             n = int(m[1])
             return [(1 / n, p, rule[m.end():]), ((n - 1) / n, p, None)]
+        if m := re.match(r"dnat ip to numgen random mod (\d+) offset (\d+) map @(\S+)$", rule):
+            # One of the map's n elements from the offset on, each as likely.
+            n, first, endpoints = int(m[1]), int(m[2]), self.elements[m[3]]
+            return [(1 / n, replace(p, dnat=endpoints[str(first + i)].replace(" . ", ":")),
+                     "@ACCEPT") for i in range(n)]
         actions: list[tuple[str, Callable[[re.Match[str]], tuple[Packet, str]]]] = [
             (r"meta mark set meta mark \| (0x[0-9a-f]+)",
              lambda m: (replace(p, mark=p.mark | int(m[1], 16)), "")),

@@ -73,6 +73,7 @@ def test_full_ruleset() -> None:
     add set ip kubesvc-services-0 nodeport-ips { type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }
     add map ip kubesvc-services-0 service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }
     add map ip kubesvc-services-0 service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }
+    add map ip kubesvc-services-0 tcp-endpoints-0 { typeof numgen random mod 1 : ip daddr . tcp dport ; comment "endpoints of service chains, by index" ; }
     add chain ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80
     add chain ip kubesvc-services-0 service-42NFTM6N-ns2/svc2/tcp/p80
     add chain ip kubesvc-services-0 local-42NFTM6N-ns2/svc2/tcp/p80
@@ -103,11 +104,10 @@ def test_full_ruleset() -> None:
     add rule ip kubesvc-services-0 services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
     add element ip kubesvc-services-0 nodeport-ips { 192.168.0.2 }
     add rule ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-    add rule ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat to 10.180.0.1:80
+    add rule ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 1 offset 0 map @tcp-endpoints-0
     add rule ip kubesvc-services-0 service-42NFTM6N-ns2/svc2/tcp/p80 ip daddr 172.30.0.42 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-    add rule ip kubesvc-services-0 service-42NFTM6N-ns2/svc2/tcp/p80 numgen random mod 2 0 meta l4proto tcp dnat to 10.180.0.2:80
-    add rule ip kubesvc-services-0 service-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat to 10.180.1.2:80
-    add rule ip kubesvc-services-0 local-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat to 10.180.0.2:80
+    add rule ip kubesvc-services-0 service-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 2 offset 65536 map @tcp-endpoints-0
+    add rule ip kubesvc-services-0 local-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 1 offset 131072 map @tcp-endpoints-0
     add rule ip kubesvc-services-0 external-42NFTM6N-ns2/svc2/tcp/p80 ip saddr 10.0.0.0/8 goto service-42NFTM6N-ns2/svc2/tcp/p80 comment "short-circuit pod traffic"
     add rule ip kubesvc-services-0 external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"
     add rule ip kubesvc-services-0 external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local goto service-42NFTM6N-ns2/svc2/tcp/p80 comment "short-circuit local traffic"
@@ -117,28 +117,42 @@ def test_full_ruleset() -> None:
     add element ip kubesvc no-endpoint-services { 172.30.0.43 . tcp . 80 : goto reject-chain }
     add element ip kubesvc-services-0 service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80, 172.30.0.42 . tcp . 80 : goto service-42NFTM6N-ns2/svc2/tcp/p80, 192.168.99.22 . tcp . 80 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }
     add element ip kubesvc-services-0 service-nodeports { tcp . 3001 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }
+    add element ip kubesvc-services-0 tcp-endpoints-0 { 0 : 10.180.0.1 . 80, 131072 : 10.180.0.2 . 80, 65536 : 10.180.0.2 . 80, 65537 : 10.180.1.2 . 80 }
     """)  # noqa: E501
 
 
-def _partial(tracker: ChangeTracker, ruleset: nftables.Ruleset) -> str:
+def _plan(tracker: ChangeTracker, ruleset: nftables.Ruleset) -> nftables.Plan:
     update = tracker.snapshot()
     plan = ruleset.plan_partial(update.current, update.changed)
     ruleset.commit(plan)
-    return plan.text
+    return plan
+
+
+def _partial(tracker: ChangeTracker, ruleset: nftables.Ruleset) -> str:
+    return _plan(tracker, ruleset).text
 
 
 def test_partial_syncs_touch_only_what_changed() -> None:
     tracker, ruleset = world()
     ruleset.commit(ruleset.plan_full(tracker.snapshot().current))
 
-    # An endpoint more, on another node: the service chain is refilled, nothing else.
+    # An endpoint more, on another node: the service chain picks from one more element.
     tracker.slice_changed(None, endpoint_slice("svc1", "10.180.0.1", "10.180.1.1"))
-    assert _partial(tracker, ruleset) == dedent("""\
+    plan = _plan(tracker, ruleset)
+    assert plan.text == dedent("""\
     flush chain ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80
     add rule ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
-    add rule ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 2 0 meta l4proto tcp dnat to 10.180.0.1:80
-    add rule ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat to 10.180.1.1:80
+    add rule ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat ip to numgen random mod 2 offset 0 map @tcp-endpoints-0
+    add element ip kubesvc-services-0 tcp-endpoints-0 { 1 : 10.180.1.1 . 80 }
     """)  # noqa: E501
+    assert plan.in_place is not None and nftables.netlink_batch(plan.in_place) is not None
+
+    # An endpoint replaced: its element only.
+    tracker.slice_changed(None, endpoint_slice("svc1", "10.180.0.1", "10.180.1.7"))
+    assert _partial(tracker, ruleset) == dedent("""\
+    delete element ip kubesvc-services-0 tcp-endpoints-0 { 1 }
+    add element ip kubesvc-services-0 tcp-endpoints-0 { 1 : 10.180.1.7 . 80 }
+    """)
 
     # A new NodePort: map elements only, no chain is rewritten.
     tracker.service_changed(None, service("svc2", "172.30.0.42", **{**SVC2, "node_port": 3002}))
@@ -149,13 +163,16 @@ def test_partial_syncs_touch_only_what_changed() -> None:
 
     # No endpoints left: refused from now on, and the chain goes.
     tracker.slice_changed(None, endpoint_slice("svc1"))
-    assert _partial(tracker, ruleset) == dedent("""\
+    plan = _plan(tracker, ruleset)
+    assert plan.text == dedent("""\
     delete element ip kubesvc hairpin-endpoints { 10.180.0.1 . 10.180.0.1 }
     delete element ip kubesvc-services-0 service-ips { 172.30.0.41 . tcp . 80 }
+    delete element ip kubesvc-services-0 tcp-endpoints-0 { 0, 1 }
     add element ip kubesvc no-endpoint-services { 172.30.0.41 . tcp . 80 : goto reject-chain }
     flush chain ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80
     delete chain ip kubesvc-services-0 service-ULMVA6XW-ns1/svc1/tcp/p80
     """)
+    assert plan.in_place is None  # a chain deleted: for nft
 
     tracker.service_changed(service("svc3", "172.30.0.43", namespace="ns3"), None)
     assert _partial(tracker, ruleset) == dedent("""\
@@ -221,6 +238,6 @@ def test_service_chains_are_sharded() -> None:
     shard = nftables.shard_table(svc3, 3)
     assert f"add chain ip {shard} {nftables.cluster_chain(svc3)}" in plan.text
     tracker.slice_changed(None, endpoint_slice("svc3", "10.180.0.9"))
-    assert _partial(tracker, ruleset).startswith(
-        f"flush chain ip {shard} {nftables.cluster_chain(svc3)}\n")
+    assert _partial(tracker, ruleset).endswith(
+        f"add element ip {shard} tcp-endpoints-0 {{ 0 : 10.180.0.9 . 80 }}\n")
     assert ruleset.counts()["tables"] == 4

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kubesvc.kernel import iptables as ipt
-from kubesvc.kernel import nft
+from kubesvc.kernel import nft, nftnl
 from kubesvc.proxy import iptables, ipvs, nftables, userspace
 from kubesvc.proxy.schedulers import DEFAULT_SCHEDULER, DEFAULT_WEIGHT
 from kubesvc.proxy.tracker import SnapshotUpdate
@@ -53,7 +53,10 @@ class NFTablesDataplane:
             plan = self.ruleset.plan_full(update.current, existing)
         else:
             plan = self.ruleset.plan_partial(update.current, update.changed)
-        if plan.text:
+        batch = nftables.netlink_batch(plan.in_place) if plan.in_place else None
+        if batch is not None:
+            await nftnl.apply(self.netns, batch)
+        elif plan.text:
             await nft.apply(self.netns, plan.text)
         self.ruleset.commit(plan)
 

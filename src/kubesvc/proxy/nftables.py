@@ -9,11 +9,20 @@ drop traffic to service ports without endpoints. Names are kube-proxy's.
 Where it departs from kube-proxy, it is for scale on the kernels we measured (6.18, nft 1.0.6;
 research/dataplane-feasibility.md and the bench): at 10,000 services x 10 endpoints
 
-- a service chain picks its endpoint with a cascade of `numgen random mod n-i 0` rules that
-  DNAT directly (the arithmetic of iptables' `--probability 1/(n-i)`), instead of an anonymous
-  `numgen … vmap { … }` to one chain per endpoint: binding each anonymous set walks the whole
-  transaction (145 s to load), and nft re-reads every chain of a table before an update,
-  which with 110,000 chains took 2.5 s, with 10,000 chains 20 ms;
+- a service chain picks its endpoint with one rule, `dnat ip to numgen random mod <n> offset
+  <first> map @<protocol>-endpoints-<g>`: maps from an index to an endpoint's address and
+  port, each shared by SLOTS_PER_MAP chains of one protocol (nft types a map's port by the
+  protocol it was declared with), a chain owning the indexes from `first` on (its slot);
+  instead of an anonymous `numgen … vmap { … }` to one chain per endpoint: binding each
+  anonymous set walks the whole transaction (145 s to load), nft re-reads every chain of a
+  table before an update (with 110,000 chains 2.5 s, with 10,000 chains 20 ms), and the kernel
+  parses every expression of every rule by name (a cascade of one rule per endpoint took 5 s
+  to load). The kernel checks every element added to a map against every rule using the map,
+  and a map per chain costs more to create than its few elements: 16 chains a map loaded
+  fastest. A changed endpoint is then two map elements, and only a changed endpoint count
+  rewrites the chain. With session affinity a chain needs one rule per endpoint anyway (each
+  remembers its client in its own set), so those chains keep a cascade of `numgen random mod
+  <n-i> 0` rules that DNAT directly (the arithmetic of iptables' `--probability 1/(n-i)`);
 - so the hairpin check kube-proxy puts in each endpoint chain (`ip saddr <endpoint>`) is one
   postrouting lookup instead: a packet DNAT-ed to the very address it came from is
   masqueraded, using the set `hairpin-endpoints` of `<ip> . <ip>` pairs of this node's pods;
@@ -25,7 +34,10 @@ research/dataplane-feasibility.md and the bench): at 10,000 services x 10 endpoi
   a connection, so each shard costs one more map lookup per new connection and nothing on
   established ones. Up to SHARD_SIZE service ports there is a single shard;
 - updates change only what differs: a chain is rewritten (flush and refill) only if its rules
-  changed, map elements are added and deleted one by one, all in one atomic transaction.
+  changed, map elements are added and deleted one by one, all in one atomic transaction. An
+  update of elements only (an endpoint replaced, a Service without endpoints getting some)
+  also comes as an nfnetlink batch (kernel/nftnl.py), which skips the 40-60 ms nft spends
+  reading every chain and set at 10,000 services before it applies anything.
 """
 
 from __future__ import annotations
@@ -34,12 +46,14 @@ import base64
 import functools
 import hashlib
 import ipaddress
+import itertools
 import math
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from kubesvc.kernel.nftnl import Batch, SetType, compile_rule
 from kubesvc.proxy.topology import categorize_endpoints, policy_chains
 from kubesvc.proxy.types import Endpoint, NodeConfig, ProxySnapshot, ServicePort, ServicePortName
 
@@ -51,6 +65,11 @@ SHARD_SIZE = 1000
 MASQ_MARK = "0x4000"  # kube-proxy's default --masquerade-bit 14
 CHAIN_NAME_MAX = 240  # nft allows 256; kube-proxy keeps the same margin
 ELEMENTS_PER_COMMAND = 1000
+# A service chain's endpoints are the elements `<slot % SLOTS_PER_MAP> << ENDPOINT_BITS`
+# + 0..n-1 of the map `<protocol>-endpoints-<slot // SLOTS_PER_MAP>`.
+ENDPOINT_BITS = 16
+SLOTS_PER_MAP = 16
+MAX_SLOTS = 1 << 16
 
 MARK_MASQ_CHAIN = "mark-for-masquerade"
 MASQUERADING_CHAIN = "masquerading"
@@ -67,8 +86,25 @@ SERVICE_IPS_MAP = "service-ips"
 SERVICE_NODEPORTS_MAP = "service-nodeports"
 NO_ENDPOINT_SERVICES_MAP = "no-endpoint-services"
 NO_ENDPOINT_NODEPORTS_MAP = "no-endpoint-nodeports"
+ENDPOINTS_MAP = "{}-endpoints-{}"
+# nft 1.0.6 names no 32-bit integer type: the key is typed by the expression making it.
+ENDPOINTS_MAP_DECL = ("typeof numgen random mod 1 : ip daddr . {} dport ; "
+                      'comment "endpoints of service chains, by index" ;')
 
 _ADDR_PROTO_PORT = "ipv4_addr . inet_proto . inet_service"
+# The types of the sets and maps, for element updates over netlink (the declarations say
+# the same in nft's words).
+_ADDR, _PROTO, _PORT = "ipv4_addr", "inet_proto", "inet_service"
+SET_TYPES = {
+    CLUSTER_IPS_SET: SetType((_ADDR,)),
+    NODEPORT_IPS_SET: SetType((_ADDR,)),
+    HAIRPIN_SET: SetType((_ADDR, _ADDR)),
+    SERVICE_IPS_MAP: SetType((_ADDR, _PROTO, _PORT), ("verdict",)),
+    NO_ENDPOINT_SERVICES_MAP: SetType((_ADDR, _PROTO, _PORT), ("verdict",)),
+    SERVICE_NODEPORTS_MAP: SetType((_PROTO, _PORT), ("verdict",)),
+    NO_ENDPOINT_NODEPORTS_MAP: SetType((_PROTO, _PORT), ("verdict",)),
+}
+ENDPOINTS_MAP_TYPE = SetType(("integer",), (_ADDR, _PORT))
 _NODEPORT_IPS = (NODEPORT_IPS_SET, 'type ipv4_addr ; comment "IPs that accept NodePort traffic" ;')
 
 
@@ -209,16 +245,42 @@ ElementKey = tuple[str, str, str]  # (table, set or map, element key)
 @dataclass(frozen=True)
 class ServiceRules:
     """What one service port contributes: chains and affinity sets in its shard table, map
-    elements in its shard table and in the main one."""
+    elements in its shard table and in the main one. `elements` may be claimed by other
+    service ports too (two ports of a Service share its ClusterIP in cluster-ips);
+    `own_elements`, its endpoints in its slots, by no other."""
 
     table: str
     chains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    slots: Mapping[str, int] = field(default_factory=dict)  # chain -> its endpoint indexes
+    maps: tuple[str, ...] = ()  # the endpoint maps its chains use
     sets: Mapping[str, str] = field(default_factory=dict)  # affinity sets: name -> declaration
     elements: Mapping[ElementKey, str] = field(default_factory=dict)  # -> value, "" in sets
+    own_elements: Mapping[ElementKey, str] = field(default_factory=dict)
 
 
-def _endpoint_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[str]:
+def _uses_endpoint_map(svc: ServicePort, endpoints: tuple[Endpoint, ...]) -> bool:
+    return not svc.affinity_timeout and len(endpoints) <= 1 << ENDPOINT_BITS
+
+
+def endpoints_map(protocol: str, slot: int) -> str:
+    return ENDPOINTS_MAP.format(protocol.lower(), slot // SLOTS_PER_MAP)
+
+
+def _endpoint_map_rule(svc: ServicePort, endpoints: tuple[Endpoint, ...], table: str,
+                       slot: int, elements: dict[ElementKey, str]) -> str:
+    """The rule that picks one of `endpoints` through the slot's map; the slot's elements
+    go into `elements`."""
+    first = (slot % SLOTS_PER_MAP) << ENDPOINT_BITS
+    emap = endpoints_map(svc.protocol, slot)
+    for i, ep in enumerate(endpoints):
+        elements[(table, emap, str(first + i))] = f"{ep.ip} . {ep.port}"
+    return (f"meta l4proto {svc.protocol.lower()} dnat ip to numgen random mod {len(endpoints)} "
+            f"offset {first} map @{emap}")
+
+
+def _cascade_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[str]:
     proto = svc.protocol.lower()
+    n = len(endpoints)
     rules = []
     if svc.affinity_timeout:
         # A client seen recently goes back to the endpoint it had, refreshing the timer.
@@ -226,7 +288,6 @@ def _endpoint_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[s
             aff = affinity_set(svc.name, ep)
             rules.append(f"ip saddr @{aff} update @{aff} {{ ip saddr }} "
                          f"meta l4proto {proto} dnat to {ep}")
-    n = len(endpoints)
     for i, ep in enumerate(endpoints):
         # Rule i is reached with probability (n-i)/n and taken with 1/(n-i): 1/n each.
         pick = f"numgen random mod {n - i} 0 " if i < n - 1 else ""
@@ -252,14 +313,17 @@ def _on_this_node(node: NodeConfig, ip: str) -> bool:
 
 
 def service_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...], node: NodeConfig,
-                  table: str) -> ServiceRules:
-    """The chains, affinity sets and map elements of one service port, in shard `table`."""
+                  table: str, slot: Callable[[str], int]) -> ServiceRules:
+    """The chains, affinity sets and map elements of one service port, in shard `table`;
+    `slot` gives a service chain the slot of its endpoint indexes."""
     eps = categorize_endpoints(svc, endpoints)
     proto = svc.protocol.lower()
     name = svc.name
     chains: dict[str, list[str]] = {}
     sets: dict[str, str] = {}
     elements: dict[ElementKey, str] = {}
+    own: dict[ElementKey, str] = {}
+    slots: dict[str, int] = {}
 
     policy = policy_chains(svc, eps, cluster_chain(name), local_chain(name))
     uses_cluster_chain, uses_local_chain = policy.uses_cluster, policy.uses_local
@@ -269,10 +333,15 @@ def service_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...], node: NodeC
     # No endpoints at all: refuse. Endpoints, but none for this traffic policy: drop.
     filter_verdict = "drop" if eps.has_any else f"goto {REJECT_CHAIN}"
 
-    if uses_cluster_chain:
-        chains[cluster_chain(name)] = _endpoint_rules(svc, eps.cluster)
-    if uses_local_chain:
-        chains[local_chain(name)] = _endpoint_rules(svc, eps.local)
+    for used, chain, chosen in ((uses_cluster_chain, cluster_chain(name), eps.cluster),
+                                (uses_local_chain, local_chain(name), eps.local)):
+        if not used:
+            continue
+        if _uses_endpoint_map(svc, chosen):
+            slots[chain] = slot(chain)
+            chains[chain] = [_endpoint_map_rule(svc, chosen, table, slots[chain], own)]
+        else:
+            chains[chain] = _cascade_rules(svc, chosen)
     if svc.affinity_timeout:
         for ep in sorted({*eps.cluster, *eps.local}):
             sets[affinity_set(name, ep)] = (
@@ -323,22 +392,62 @@ def service_rules(svc: ServicePort, endpoints: tuple[Endpoint, ...], node: NodeC
     for ep in eps.reachable:
         if _on_this_node(node, ep.ip):
             elements[(TABLE, HAIRPIN_SET, f"{ep.ip} . {ep.ip}")] = ""
-    return ServiceRules(table, {k: tuple(v) for k, v in chains.items()}, sets, elements)
+    maps = tuple(sorted({endpoints_map(svc.protocol, slot) for slot in slots.values()}))
+    return ServiceRules(table, {k: tuple(v) for k, v in chains.items()}, slots, maps, sets,
+                        elements, own)
+
+
+Elements = list[tuple[ElementKey, str]]
+
+
+def _by_set(elements: Iterable[tuple[ElementKey, str]]
+            ) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
+    """(table, set) and its (key, value) pairs, in a stable order."""
+    by_set: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for (table, set_name, key), value in elements:
+        by_set.setdefault((table, set_name), []).append((key, value))
+    return [(where, sorted(items)) for where, items in sorted(by_set.items())]
 
 
 def _element_commands(verb: str, elements: Iterable[tuple[ElementKey, str]]) -> list[str]:
     """`add|delete element` commands, batched per set."""
-    by_set: dict[tuple[str, str], list[str]] = {}
-    for (table, set_name, key), value in elements:
-        item = key if verb == "delete" or not value else f"{key} : {value}"
-        by_set.setdefault((table, set_name), []).append(item)
     commands = []
-    for (table, set_name), items in sorted(by_set.items()):
-        items.sort()
+    for (table, set_name), pairs in _by_set(elements):
+        items = [key if verb == "delete" or not value else f"{key} : {value}"
+                 for key, value in pairs]
         for i in range(0, len(items), ELEMENTS_PER_COMMAND):
             batch = ", ".join(items[i:i + ELEMENTS_PER_COMMAND])
             commands.append(f"{verb} element {FAMILY} {table} {set_name} {{ {batch} }}")
     return commands
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A transaction that only rewrites existing chains and changes elements."""
+
+    chains: list[tuple[str, str, tuple[str, ...]]]  # (table, chain, its new rules)
+    removed: Elements
+    added: Elements
+
+
+def netlink_batch(rewrite: Rewrite) -> Batch | None:
+    """The transaction as a netlink batch, in the same order as its text; None if a rule
+    is beyond what kernel/nftnl.py compiles (the text then goes to nft)."""
+    batch = Batch(FAMILY)
+    for table, chain, rules in rewrite.chains:
+        batch.flush_chain(table, chain)
+        for rule in rules:
+            if (exprs := compile_rule(rule)) is None:
+                return None
+            batch.add_rule(table, chain, exprs)
+    for verb, elements in (("delete", rewrite.removed), ("add", rewrite.added)):
+        for (table, set_name), pairs in _by_set(elements):
+            kind = SET_TYPES.get(set_name, ENDPOINTS_MAP_TYPE)
+            if verb == "delete":
+                batch.delete(table, set_name, kind, [key for key, _ in pairs])
+            else:
+                batch.add(table, set_name, kind, [(key, value or None) for key, value in pairs])
+    return batch
 
 
 def _effective(owners: Mapping[ServicePortName, str]) -> str | None:
@@ -356,6 +465,34 @@ def _by_name(item: tuple[ServicePortName, ServicePort]) -> tuple[str, str, str, 
 def shard_table(name: ServicePortName, shards: int) -> str:
     digest = hashlib.sha256(str(name).encode()).digest()
     return SHARD_TABLE.format(int.from_bytes(digest[:4], "big") % shards)
+
+
+class _FreeSlots:
+    """Hands out the slots no chain of a shard table holds, lowest first."""
+
+    def __init__(self, table: str, taken: Iterable[int] = ()) -> None:
+        self._table = table
+        self._taken = set(taken)
+        self._candidates: Iterator[int] = itertools.count()
+
+    def take(self, chain: str) -> int:
+        for slot in self._candidates:
+            if slot >= MAX_SLOTS:
+                break
+            if slot not in self._taken:
+                return slot
+        # A full sync divides the services into more shards again.
+        raise RuntimeError(f"no free endpoint slot in {self._table} for {chain}")
+
+    def keeping(self, held: Mapping[str, int]) -> Callable[[str], int]:
+        """The slot of a chain: the one it holds, else a free one."""
+        return lambda chain: held[chain] if chain in held else self.take(chain)
+
+
+def _map_commands(maps: Iterable[tuple[str, str]]) -> list[str]:
+    return [f"add map {FAMILY} {table} {name} "
+            f"{{ {ENDPOINTS_MAP_DECL.format(name.split('-', 1)[0])} }}"
+            for table, name in sorted(maps)]
 
 
 def _table_commands(table: str, skeleton: TableSkeleton,
@@ -384,6 +521,9 @@ class Plan:
     shards: int
     services: dict[ServicePortName, ServiceRules | None]
     owners: dict[ElementKey, dict[ServicePortName, str]]
+    maps: set[tuple[str, str]]  # endpoint maps it declares: (table, map)
+    # When the plan creates and deletes nothing: what it changes, as in `text`.
+    in_place: Rewrite | None = None
 
 
 class Ruleset:
@@ -398,6 +538,9 @@ class Ruleset:
         self.shard_size = shard_size
         self.shards = 1
         self._services: dict[ServicePortName, ServiceRules] = {}
+        self._slots: dict[str, set[int]] = {}  # shard table -> the slots its chains hold
+        # Endpoint maps stay once declared (empty ones cost nothing) until a full sync.
+        self._maps: set[tuple[str, str]] = set()
         self._owners: dict[ElementKey, dict[ServicePortName, str]] = {}
 
     def counts(self) -> dict[str, int]:
@@ -408,17 +551,20 @@ class Ruleset:
         rules = sum(map(len, main.values())) + self.shards * sum(map(len, shard.values()))
         rules += sum(len(c) for r in self._services.values() for c in r.chains.values())
         return {"tables": 1 + self.shards, "chains": chains, "rules": rules,
-                "elements": len(self._owners) + (1 + self.shards) * len(self.node.node_ips)}
+                "elements": len(self._owners) + (1 + self.shards) * len(self.node.node_ips)
+                + sum(len(r.own_elements) for r in self._services.values())}
 
     def plan_full(self, snapshot: ProxySnapshot, existing_tables: Iterable[str] = ()) -> Plan:
         """Recreate every table in one transaction; shard tables in `existing_tables` that are
         no longer needed (there were more shards before) go too."""
         shards = max(1, math.ceil(len(snapshot.services) / self.shard_size))
-        services = {
-            name: service_rules(svc, snapshot.endpoints_of(name), self.node,
-                                shard_table(name, shards))
-            for name, svc in sorted(snapshot.services.items(), key=_by_name)
-        }
+        free: dict[str, _FreeSlots] = {}
+        services = {}
+        for name, svc in sorted(snapshot.services.items(), key=_by_name):
+            table = shard_table(name, shards)
+            slots = free.setdefault(table, _FreeSlots(table))
+            services[name] = service_rules(svc, snapshot.endpoints_of(name), self.node, table,
+                                           slots.take)
         owners: dict[ElementKey, dict[ServicePortName, str]] = {}
         for name, rules in services.items():
             for key, value in rules.elements.items():
@@ -433,6 +579,8 @@ class Ruleset:
             declare, fill = _table_commands(table, MAIN if table == TABLE else SHARD, self.node)
             lines += declare
             fills += fill
+        maps = {(r.table, name) for r in services.values() for name in r.maps}
+        lines += _map_commands(maps)
         for rules in services.values():
             t = f"{FAMILY} {rules.table}"
             lines += [f"add set {t} {name} {{ {decl} }}" for name, decl in rules.sets.items()]
@@ -441,9 +589,10 @@ class Ruleset:
         for rules in services.values():
             lines += [f"add rule {FAMILY} {rules.table} {chain} {rule}"
                       for chain, body in rules.chains.items() for rule in body]
-        lines += _element_commands(
-            "add", ((key, v) for key, o in owners.items() if (v := _effective(o)) is not None))
-        return Plan("\n".join(lines) + "\n", True, shards, dict(services), owners)
+        lines += _element_commands("add", itertools.chain(
+            ((key, v) for key, o in owners.items() if (v := _effective(o)) is not None),
+            (item for rules in services.values() for item in rules.own_elements.items())))
+        return Plan("\n".join(lines) + "\n", True, shards, dict(services), owners, maps)
 
     def plan_partial(self, snapshot: ProxySnapshot,
                      changed: Iterable[ServicePortName]) -> Plan:
@@ -451,17 +600,28 @@ class Ruleset:
         services: dict[ServicePortName, ServiceRules | None] = {}
         owners: dict[ElementKey, dict[ServicePortName, str]] = {}
         add_sets, new_chains, rewrite, delete_chains, delete_sets = [], [], [], [], []
+        rewritten: list[tuple[str, str, tuple[str, ...]]] = []
+        maps: set[tuple[str, str]] = set()
+        old_own: dict[ServicePortName, Mapping[ElementKey, str]] = {}
+        # Slots freed by this plan are taken again only once it has been committed.
+        free: dict[str, _FreeSlots] = {}
         for name in sorted(changed):
             old = self._services.get(name)
             svc = snapshot.services.get(name)
             new = None
             if svc is not None:
                 table = shard_table(name, self.shards)
-                new = service_rules(svc, snapshot.endpoints_of(name), self.node, table)
+                if table not in free:
+                    free[table] = _FreeSlots(table, self._slots.get(table, ()))
+                slot = free[table].keeping(old.slots if old else {})
+                new = service_rules(svc, snapshot.endpoints_of(name), self.node, table, slot)
             services[name] = new
+            if old is not None:
+                old_own[name] = old.own_elements
             old_chains = old.chains if old else {}
             old_sets = old.sets if old else {}
             if new is not None:
+                maps.update((new.table, name) for name in new.maps)
                 t = f"{FAMILY} {new.table}"
                 add_sets += [f"add set {t} {s} {{ {d} }}" for s, d in new.sets.items()
                              if s not in old_sets]
@@ -472,6 +632,7 @@ class Ruleset:
                         continue
                     else:
                         rewrite.append(f"flush chain {t} {chain}")
+                        rewritten.append((new.table, chain, body))
                     rewrite += [f"add rule {t} {chain} {rule}" for rule in body]
             if old is not None:
                 t = f"{FAMILY} {old.table}"
@@ -485,6 +646,11 @@ class Ruleset:
                 else:
                     claims.pop(name, None)
         removed, added = [], []
+        for name, rules in services.items():
+            had = old_own.get(name, {})
+            has = rules.own_elements if rules else {}
+            removed += [(key, v) for key, v in had.items() if has.get(key) != v]
+            added += [(key, v) for key, v in has.items() if had.get(key) != v]
         for key, claims in owners.items():
             before = _effective(self._owners.get(key, {}))
             after = _effective(claims)
@@ -495,26 +661,34 @@ class Ruleset:
                     added.append((key, after))
         # Order matters within the transaction: sets and chains exist before rules and
         # elements refer to them; elements and rules pointing at a chain go before it does.
-        lines = add_sets + new_chains + rewrite
+        maps -= self._maps
+        lines = _map_commands(maps) + add_sets + new_chains + rewrite
+        # Nothing created or deleted: rules of existing chains and elements only.
+        in_place = not (maps or add_sets or new_chains or delete_chains or delete_sets)
         lines += _element_commands("delete", removed)
         lines += _element_commands("add", added)
         lines += [f"flush chain {chain}" for chain in delete_chains]
         lines += [f"delete chain {chain}" for chain in delete_chains]
         lines += [f"delete set {s}" for s in delete_sets]
         text = "\n".join(lines) + "\n" if lines else ""
-        return Plan(text, False, self.shards, services, owners)
+        return Plan(text, False, self.shards, services, owners, maps,
+                    Rewrite(rewritten, removed, added) if in_place and lines else None)
 
     def commit(self, plan: Plan) -> None:
         """Record that `plan` has been applied."""
         if plan.full:
             self._services = {}
             self._owners = {}
+            self._slots = {}
+            self._maps = set()
         self.shards = plan.shards
+        self._maps |= plan.maps
         for name, rules in plan.services.items():
-            if rules is None:
-                self._services.pop(name, None)
-            else:
+            if (old := self._services.pop(name, None)) is not None:
+                self._slots[old.table].difference_update(old.slots.values())
+            if rules is not None:
                 self._services[name] = rules
+                self._slots.setdefault(rules.table, set()).update(rules.slots.values())
         for key, claims in plan.owners.items():
             if claims:
                 self._owners[key] = claims
