@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from wrkrate import rate
 
 from kubesvc.kernel.nodenet import cluster_tag
 from kubesvc.testing import Cluster
@@ -66,16 +67,8 @@ def through_ingress_works(node_ip: str) -> bool:
 
 
 def wrk(netns: str, url: str, args: argparse.Namespace, host: str = "") -> float:
-    """Requests per second; any socket error or non-2xx answer fails the benchmark."""
-    cmd = ["ip", "netns", "exec", netns, "wrk", f"-t{args.threads}", f"-c{args.connections}",
-           f"-d{args.duration}s", *(["-H", f"Host: {host}"] if host else []), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    if "Socket errors" in out or "Non-2xx" in out:
-        raise SystemExit(f"wrk saw errors:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if match is None:
-        raise SystemExit(f"no rate in wrk's output:\n{out}")
-    return float(match.group(1))
+    return rate(netns, url, args.duration, threads=args.threads, connections=args.connections,
+                headers=(f"Host: {host}",) if host else ())
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from wrkrate import rate
 
 from kubesvc.kernel import nft
 from kubesvc.proxy.tracker import ChangeTracker
@@ -112,16 +113,8 @@ def teardown(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def wrk(target: str, close: bool, duration: int) -> float:
-    argv = ["ip", "netns", "exec", CLIENT_NS, "wrk", "-t2", "-c50", f"-d{duration}s"]
-    if close:
-        argv += ["-H", "Connection: close"]
-    out = sh(*argv, f"http://{target}/")
-    errors = re.search(r"Socket errors: (.*)", out)
-    if errors:
-        print(f"  {target} {'close' if close else 'keep-alive'}: socket errors {errors[1]}")
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert found, out
-    return float(found[1])
+    return rate(CLIENT_NS, f"http://{target}/", duration,
+                headers=("Connection: close",) if close else (), errors_fail=False)
 
 
 def service(name: str, ip: str) -> dict[str, Any]:
