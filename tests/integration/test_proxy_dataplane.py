@@ -334,31 +334,35 @@ async def test_session_affinity_keeps_a_client_on_one_pod(
     assert len(seen) == 1, seen
 
 
+def answered_by(sock: socket.socket, host: str, port: int,
+                pod: str) -> Callable[[], Awaitable[str]]:
+    """A check for `eventually`: a datagram from `sock` to host:port is answered by `pod`."""
+    async def check() -> str:
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendto(sock, b"?", (host, port))
+        answer = (await asyncio.wait_for(loop.sock_recv(sock, 100), 1.0)).decode()
+        assert answer == pod, answer
+        return answer
+    return check
+
+
+async def udp_client(topo: Topology) -> socket.socket:
+    """A client pod's UDP socket: every datagram it sends belongs to one conntrack entry."""
+    sock = await open_socket(topo.ns("client"), socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", 0))  # a fresh flow: not one an earlier test left in conntrack
+    return sock
+
+
 async def test_udp_keeps_working_across_an_endpoint_change(
         proxy: RunningProxy, cluster: Cluster, topology: Topology) -> None:
     cluster.apply(service("dns", "10.96.100.15", port=53, protocol="UDP"),
                   endpoint_slice("dns", ["pod1"], port=5353, protocol="UDP"))
-    loop = asyncio.get_running_loop()
-    # One client socket, so every datagram belongs to the same conntrack entry.
-    sock = await open_socket(topology.ns("client"), socket.AF_INET, socket.SOCK_DGRAM)
+    sock = await udp_client(topology)
     try:
-        sock.bind(("0.0.0.0", 0))  # a fresh flow: not one an earlier test left in conntrack
-
-        async def ask() -> str:
-            await loop.sock_sendto(sock, b"?", ("10.96.100.15", 53))
-            return (await asyncio.wait_for(loop.sock_recv(sock, 100), 1.0)).decode()
-
-        def answered_by(pod: str) -> Callable[[], Awaitable[str]]:
-            async def check() -> str:
-                answer = await ask()
-                assert answer == pod, answer
-                return answer
-            return check
-
         # The Service may still hold the previous test's endpoint until the proxy syncs.
-        await eventually(answered_by("pod1"))
+        await eventually(answered_by(sock, "10.96.100.15", 53, "pod1"))
         cluster.apply(endpoint_slice("dns", ["pod2"], port=5353, protocol="UDP"))
-        await eventually(answered_by("pod2"))
+        await eventually(answered_by(sock, "10.96.100.15", 53, "pod2"))
     finally:
         sock.close()
 
@@ -374,6 +378,24 @@ async def test_metrics_and_healthz(proxy: RunningProxy, cluster: Cluster) -> Non
     assert "kubeproxy_sync_proxy_rules_duration_seconds_count" in text
     assert 'kubesvc_proxy_synced{kind="endpoints"}' in text
     assert "kubeproxy_network_programming_duration_seconds_count" in text
+
+
+async def test_a_new_proxy_moves_udp_flows_off_endpoints_that_left_meanwhile(
+        proxy: RunningProxy, cluster: Cluster, topology: Topology) -> None:
+    cluster.apply(service("dns2", "10.96.100.16", port=53, protocol="UDP"),
+                  endpoint_slice("dns2", ["pod1"], port=5353, protocol="UDP"))
+    sock = await udp_client(topology)
+    try:
+        await eventually(answered_by(sock, "10.96.100.16", 53, "pod1"))
+        await proxy.stop()
+        cluster.apply(endpoint_slice("dns2", ["pod2"], port=5353, protocol="UDP"))
+        # The flow stays alive meanwhile; pod1 still answers, as it would until the entry
+        # expired if the new proxy only compared its snapshots (it has no previous one).
+        await answered_by(sock, "10.96.100.16", 53, "pod1")()
+        await proxy.start()
+        await eventually(answered_by(sock, "10.96.100.16", 53, "pod2"))
+    finally:
+        sock.close()
 
 
 async def test_rules_outlive_the_proxy_and_cleanup_removes_them(

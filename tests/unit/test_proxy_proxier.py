@@ -1,5 +1,5 @@
-"""The ServiceProxy without a kernel: informers and dataplane are fakes, the sync logic is real.
-Also the conntrack decisions and the metrics it exposes."""
+"""The ServiceProxy without a kernel: informers, dataplane and conntrack are fakes, the sync
+logic is real. Also the metrics it exposes."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
-from test_proxy_tracker import endpoint_slice, feed, service
+from test_proxy_tracker import endpoint_slice, service
 
 from kubesvc.api.resources import Resource
-from kubesvc.kernel.conntrack import FlowFilter
+from kubesvc.kernel.cmd import CommandError
+from kubesvc.kernel.conntrack import Entry, FlowFilter
 from kubesvc.proxy import proxier
-from kubesvc.proxy.conntrack import stale_udp_flows
 from kubesvc.proxy.metrics import HealthState, ProxyMetrics, make_app
-from kubesvc.proxy.tracker import ChangeTracker, SnapshotUpdate
+from kubesvc.proxy.tracker import SnapshotUpdate
 from kubesvc.proxy.types import ServicePortName
 
 Obj = dict[str, Any]
@@ -69,24 +69,36 @@ class FakeDataplane:
 
 
 class Fixture:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str = "nftables",
+                 **options: Any) -> None:
         self.factory = FakeFactory()
         self.proxy = proxier.ServiceProxy(
-            self.factory, mode="nftables", node_name="node-a",  # type: ignore[arg-type]
+            self.factory, mode=mode, node_name="node-a",  # type: ignore[arg-type]
             node_ips=["192.168.0.2"], netns=None, pod_cidr="10.180.0.0/24",
-            cluster_cidr="10.0.0.0/8", service_cidr="172.30.0.0/16", min_sync_period=0.01)
+            cluster_cidr="10.0.0.0/8", service_cidr="172.30.0.0/16", min_sync_period=0.01,
+            **options)
         self.dataplane = FakeDataplane()
         self.proxy.dataplane = self.dataplane
         self.proxy.runner.retry_interval = 0.01
         self.flows: list[FlowFilter] = []
-        self.cleaned: list[str] = []
+        self.entries: list[Entry] = []  # what the conntrack table holds
+        self.listings = 0
+        self.listing_fails = False
+        self.cleaned: list[tuple[str, str]] = []
+
+        async def list_entries(netns: str | None, protocol: str) -> list[Entry]:
+            self.listings += 1
+            if self.listing_fails:
+                raise CommandError(["conntrack", "-L"], 1, "no conntrack here")
+            return [e for e in self.entries if e.protocol == protocol]
 
         async def delete_flows(netns: str | None, flows: list[FlowFilter]) -> None:
             self.flows += flows
 
-        async def cleanup(mode: str, netns: str | None) -> None:
-            self.cleaned.append(mode)
+        async def cleanup(mode: str, netns: str | None, *, iptables_backend: str) -> None:
+            self.cleaned.append((mode, iptables_backend))
 
+        monkeypatch.setattr(proxier.conntrack, "list_entries", list_entries)
         monkeypatch.setattr(proxier.conntrack, "delete_flows", delete_flows)
         monkeypatch.setattr(proxier, "cleanup", cleanup)
 
@@ -105,8 +117,9 @@ class Fixture:
 
 
 @pytest_asyncio.fixture
-async def fx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fixture]:
-    fixture = Fixture(monkeypatch)
+async def fx(request: pytest.FixtureRequest,
+             monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fixture]:
+    fixture = Fixture(monkeypatch, **getattr(request, "param", {}))
     task = asyncio.create_task(fixture.proxy.run())
     try:
         yield fixture
@@ -127,7 +140,20 @@ async def test_nothing_is_programmed_before_both_informers_synced(fx: Fixture) -
     fx.slices.add(endpoint_slice("svc1", "10.180.0.1"))
     fx.slices.synced.set()
     assert await fx.next_sync() == (True, frozenset({SVC1}))
-    assert fx.cleaned == ["iptables", "ipvs", "userspace"]  # the other modes' leftovers
+    # The other modes' leftovers, iptables mode's in both backends.
+    assert [mode for mode, _ in fx.cleaned] == ["iptables", "iptables", "ipvs", "userspace"]
+    assert {backend for mode, backend in fx.cleaned if mode == "iptables"} == {
+        "iptables-legacy", "iptables-nft"}
+
+
+@pytest.mark.parametrize("fx", [{"mode": "iptables", "iptables_backend": "iptables-nft"}],
+                         indirect=True)
+async def test_iptables_mode_cleans_the_other_backend(fx: Fixture) -> None:
+    fx.services.synced.set()
+    fx.slices.synced.set()
+    await fx.next_sync()
+    assert [mode for mode, _ in fx.cleaned] == ["nftables", "iptables", "ipvs", "userspace"]
+    assert ("iptables", "iptables-legacy") in fx.cleaned
 
 
 async def test_changes_sync_partially_and_failures_resync_fully(fx: Fixture) -> None:
@@ -160,37 +186,32 @@ async def test_stale_udp_flows_are_deleted_after_a_sync(fx: Fixture) -> None:
     assert fx.flows[1:] == [FlowFilter("udp", orig_dst="172.30.0.10", dst_nat="10.180.0.5")]
 
 
-def _update(before: list[Obj], after: list[Obj]) -> SnapshotUpdate:
-    tracker = ChangeTracker("node-a")
-    feed(tracker, *before)
-    tracker.snapshot()
-    feed(tracker, *after)
-    return tracker.snapshot()
-
-
-def test_stale_udp_flows() -> None:
-    dns = service("dns", "172.30.0.10", port=53, protocol="UDP", port_name="dns",
-                  node_port=3053, type="NodePort", externalIPs=["192.168.99.10"])
-    slice_of = lambda *ips: endpoint_slice("dns", *ips, port=5353,  # noqa: E731
-                                           protocol="UDP", port_name="dns")
-    update = _update([dns, slice_of("10.180.0.5", "10.180.0.6")], [slice_of("10.180.0.6")])
-    assert stale_udp_flows(update) == [
-        FlowFilter("udp", orig_dst="172.30.0.10", dst_nat="10.180.0.5"),
-        FlowFilter("udp", orig_dst="192.168.99.10", dst_nat="10.180.0.5"),
-        FlowFilter("udp", orig_port_dst=3053, dst_nat="10.180.0.5"),
-    ]
-    # From no endpoints to some: entries made meanwhile, never DNAT-ed, bypass the new rules.
-    update = _update([dns, slice_of()], [slice_of("10.180.0.6")])
-    assert stale_udp_flows(update) == [
-        FlowFilter("udp", orig_dst="172.30.0.10", reply_src="172.30.0.10"),
-        FlowFilter("udp", orig_dst="192.168.99.10", reply_src="192.168.99.10"),
-        FlowFilter("udp", orig_port_dst=3053, reply_port_src=3053)]
-    assert FlowFilter("udp", orig_port_dst=3053, reply_port_src=3053).argv() == [
-        "-p", "udp", "--orig-port-dst", "3053", "--reply-port-src", "3053"]
-    # TCP connections are never touched.
-    tcp = _update([service("svc1", "172.30.0.41"), endpoint_slice("svc1", "10.180.0.1")],
-                  [endpoint_slice("svc1", "10.180.0.2")])
-    assert stale_udp_flows(tcp) == []
+async def test_full_syncs_reconcile_the_conntrack_table(fx: Fixture) -> None:
+    # An endpoint that left while no proxy ran: the first sync has no snapshot to compare with.
+    fx.entries = [Entry("udp", "172.30.0.10", 53, "10.180.0.5", 5353),
+                  Entry("udp", "172.30.0.10", 53, "10.180.0.6", 5353)]
+    fx.services.add(service("dns", "172.30.0.10", port=53, protocol="UDP", port_name="dns"))
+    fx.slices.add(endpoint_slice("dns", "10.180.0.6", port=5353, protocol="UDP",
+                                 port_name="dns"))
+    fx.services.synced.set()
+    fx.slices.synced.set()
+    assert await fx.next_sync() == (True, frozenset({DNS}))
+    assert fx.flows == [
+        FlowFilter("udp", orig_dst="172.30.0.10", orig_port_dst=53, dst_nat="10.180.0.5"),
+        FlowFilter("udp", orig_dst="172.30.0.10", reply_src="172.30.0.10")]
+    # Partial syncs go by the change alone.
+    fx.slices.add(endpoint_slice("dns", "10.180.0.7", port=5353, protocol="UDP",
+                                 port_name="dns"))
+    assert await fx.next_sync() == (False, frozenset({DNS}))
+    assert fx.listings == 1
+    assert fx.flows[2:] == [FlowFilter("udp", orig_dst="172.30.0.10", dst_nat="10.180.0.6")]
+    # A table that cannot be read fails no sync: the rules are in.
+    fx.listing_fails = True
+    fx.proxy.full_sync_period = 0.0
+    fx.services.add(service("svc1", "172.30.0.41"))
+    assert await fx.next_sync() == (True, frozenset({SVC1}))
+    assert fx.listings == 2
+    assert fx.proxy.metrics.sync_failures_total == 0
 
 
 def test_health_follows_queued_and_done_syncs() -> None:

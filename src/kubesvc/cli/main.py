@@ -62,6 +62,11 @@ def cli() -> None:
               help="Run the node in its own network namespace instead of the host's.")
 @click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "ipvs", "userspace"]),
               default="nftables", show_default=True)
+@click.option("--iptables-backend", type=click.Choice(["legacy", "nft"]), default="legacy",
+              show_default=True,
+              help="Which iptables programs iptables mode. legacy by default: iptables-nft "
+              "1.8.9's `restore --noflush` slows down quadratically with the number of chains "
+              "(10.6 s at 1,000 Services measured here).")
 @click.option("--proxy-scheduler", type=click.Choice(sorted({*USERSPACE_SCHEDULERS,
                                                             *IPVS_SCHEDULERS})),
               default=DEFAULT_SCHEDULER, show_default=True,
@@ -82,8 +87,8 @@ def cli() -> None:
 @click.option("--no-kubeconfig", is_flag=True, help="Write no user kubeconfig.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the components do.")
 def up(state_dir: Path, name: str, api_address: str, api_port: int, isolated: bool,
-       proxy_mode: str, proxy_scheduler: str, service_cidr: str, cluster_cidr: str,
-       node_port_range: str,
+       proxy_mode: str, iptables_backend: str, proxy_scheduler: str, service_cidr: str,
+       cluster_cidr: str, node_port_range: str,
        cluster_domain: str, lb_pool: str, dns_upstream: str, kubeconfig_path: Path | None,
        no_kubeconfig: bool, verbose: bool) -> None:
     """Run the cluster in the foreground until interrupted or `kubesvc down`."""
@@ -95,7 +100,7 @@ def up(state_dir: Path, name: str, api_address: str, api_port: int, isolated: bo
         state_dir=state_dir, name=name, api_address=api_address, api_port=api_port,
         service_cidr=service_cidr, cluster_cidr=cluster_cidr, node_port_range=node_port_range,
         cluster_domain=cluster_domain, isolated=isolated, proxy_mode=proxy_mode,
-        proxy_scheduler=proxy_scheduler,
+        iptables_backend=f"iptables-{iptables_backend}", proxy_scheduler=proxy_scheduler,
         lb_pool=lb_pool, dns_upstream=dns_upstream)
     user_kubeconfig = None if no_kubeconfig else (kubeconfig_path or kubeconfig.default_path())
     started = time.monotonic()
@@ -200,7 +205,9 @@ def proxy_rules(state_dir: Path) -> None:
     config = _load(state_dir)
     netns = NodeNetwork(config.name, isolated=config.isolated).netns
     try:
-        click.echo(asyncio.run(programmed_rules(config.proxy_mode, netns)), nl=False)
+        rules = programmed_rules(config.proxy_mode, netns,
+                                 iptables_backend=config.iptables_backend)
+        click.echo(asyncio.run(rules), nl=False)
     except CommandError as exc:
         raise click.ClickException(f"cannot read the {config.proxy_mode} rules: {exc}") from None
 

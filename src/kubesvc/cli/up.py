@@ -197,7 +197,8 @@ class Components:
                              node_ips=[node.node_ip], netns=node.netns, pod_cidr=pod_cidr,
                              cluster_cidr=config.cluster_cidr,
                              service_cidr=config.service_cidr,
-                             scheduler=config.proxy_scheduler)
+                             scheduler=config.proxy_scheduler,
+                             iptables_backend=config.iptables_backend)
         self._spawn(proxy.run())
         dns = ClusterDNS(informers, zone=config.cluster_domain,
                          upstreams=dns_upstreams(config))

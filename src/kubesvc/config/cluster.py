@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from kubesvc.config.pki import Pki
+from kubesvc.kernel.iptables import DEFAULT_BACKEND as DEFAULT_IPTABLES_BACKEND
 
 DEFAULT_STATE_DIR = Path("/var/lib/kubesvc")
 
@@ -23,6 +24,7 @@ class ClusterConfig:
     cluster_domain: str = "cluster.local"
     isolated: bool = False
     proxy_mode: str = "nftables"
+    iptables_backend: str = DEFAULT_IPTABLES_BACKEND  # iptables mode's command family
     proxy_scheduler: str = "rr"  # ipvs and userspace modes; a Service's annotation wins
     lb_pool: str = "auto"
     # Where the cluster DNS sends names outside its zone: auto (the host's resolv.conf),

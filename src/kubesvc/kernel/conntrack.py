@@ -1,4 +1,4 @@
-"""Deleting conntrack entries, through conntrack-tools.
+"""Listing and deleting conntrack entries, through conntrack-tools.
 
 Connections are NATed once, when their conntrack entry is created; a UDP "connection" whose
 endpoint went away keeps going to it until the entry expires, so the proxy deletes them.
@@ -14,12 +14,33 @@ from kubesvc.kernel.cmd import CommandError, run
 from kubesvc.kernel.netns import in_netns_argv
 
 _NONE_DELETED = re.compile(r"\b0 flow entries have been deleted")
+# `conntrack -L` prints an entry a line, its original tuple then its reply tuple:
+#   udp      17 29 src=10.244.0.4 dst=10.96.0.10 sport=40000 dport=53 [UNREPLIED]
+#   src=10.244.0.2 dst=10.244.0.4 sport=53 dport=40000 mark=0 use=1
+_TUPLE = r"src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)"
+_ENTRY = re.compile(rf"^(\w+) .*?{_TUPLE} .*?{_TUPLE}", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A conntrack entry, as far as the proxy looks at it: where its first packet was sent
+    and where the replies come from, which is elsewhere once it was DNAT-ed."""
+
+    protocol: str
+    orig_dst: str
+    orig_port_dst: int
+    reply_src: str
+    reply_port_src: int
+
+    @property
+    def dnat(self) -> bool:
+        return (self.reply_src, self.reply_port_src) != (self.orig_dst, self.orig_port_dst)
 
 
 @dataclass(frozen=True)
 class FlowFilter:
-    """Entries of one protocol sent to `orig_dst` (or to local port `orig_port_dst`), narrowed
-    to those DNAT-ed to `dst_nat`, or to those answered from `reply_src`
+    """Entries of one protocol sent to `orig_dst`, to port `orig_port_dst` or to both,
+    narrowed to those DNAT-ed to `dst_nat`, or to those answered from `reply_src`
     (`reply_port_src`): the original destination itself, so not DNAT-ed at all."""
 
     protocol: str
@@ -36,6 +57,16 @@ class FlowFilter:
         return ["-p", self.protocol,
                 *(arg for name, value in options if value is not None
                   for arg in (name, str(value)))]
+
+
+def parse_entries(listing: str) -> list[Entry]:
+    """The entries of a `conntrack -L` listing."""
+    return [Entry(m[1], m[3], int(m[5]), m[6], int(m[8])) for m in _ENTRY.finditer(listing)]
+
+
+async def list_entries(netns: str | None, protocol: str) -> list[Entry]:
+    """The IPv4 entries of one protocol (conntrack's own default family)."""
+    return parse_entries(await run([*in_netns_argv(netns), "conntrack", "-L", "-p", protocol]))
 
 
 async def delete_flows(netns: str | None, filters: Iterable[FlowFilter]) -> None:

@@ -1,11 +1,12 @@
 """iptables through iptables-restore, -save and single-rule commands.
 
-`backend` names the command family: "iptables" is whatever the host's alternative points to
-(Debian's default is iptables-nft), "iptables-nft" and "iptables-legacy" pick one. They
-differ a lot at scale. With 10 endpoints per service, one `restore --noflush` of every chain
-took, with iptables-nft 1.8.9, 2.3 s for 500 services, 11 s for 1,000 and 64 s for 2,000
-(quadratic in the number of chains); with legacy 1 s for 2,000 and 54 s for 10,000, and
-legacy rewrites the whole table for every change.
+`backend` names the command family, "iptables-legacy" or "iptables-nft" ("iptables" is
+whichever the host's alternative points to; Debian's default is iptables-nft). The kernel runs
+both families' tables side by side. They differ a lot at scale. With 10 endpoints per service,
+one `restore --noflush` of every chain took, with iptables-nft 1.8.9, 2.3 s for 500 services,
+11 s for 1,000 and 64 s for 2,000 (quadratic in the number of chains); with legacy 1 s for
+2,000 and 54 s for 10,000, and legacy rewrites the whole table for every change. So legacy is
+the default.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from kubesvc.kernel import nft
 from kubesvc.kernel.cmd import CommandError, run
 from kubesvc.kernel.netns import in_netns_argv
 
-DEFAULT_BACKEND = "iptables"
-BACKENDS = ("iptables", "iptables-nft", "iptables-legacy")
+DEFAULT_BACKEND = "iptables-legacy"
+BACKENDS = ("iptables-legacy", "iptables-nft")
 
 
 async def restore(netns: str | None, payload: str, backend: str = DEFAULT_BACKEND) -> None:
@@ -38,12 +39,27 @@ async def uses_nftables(netns: str | None, backend: str = DEFAULT_BACKEND) -> bo
 
 
 async def chain_names(netns: str | None, table: str, backend: str = DEFAULT_BACKEND) -> set[str]:
-    """The names of the table's user-defined and built-in chains."""
+    """The names of the table's user-defined and built-in chains (none if it does not exist)."""
     if await uses_nftables(netns, backend):
         # iptables-nft-save is very slow on large tables (minutes at 10,000 services) and
         # nft can list just the chain names.
         return await nft.chain_names(netns, "ip", table)
+    # Listing a legacy table creates it, and from then on iptables-nft warns on every save
+    # that legacy tables are present: so a table the kernel does not list is not listed.
+    if table not in await _legacy_tables(netns):
+        return set()
     return set(re.findall(r"^:(\S+)", await save(netns, table, backend), re.MULTILINE))
+
+
+async def _legacy_tables(netns: str | None) -> set[str]:
+    """The legacy tables that exist in `netns` (none if the kernel has no legacy iptables)."""
+    try:
+        names = await run([*in_netns_argv(netns), "cat", "/proc/net/ip_tables_names"])
+    except CommandError as exc:
+        if "No such file or directory" in exc.stderr:
+            return set()
+        raise
+    return set(names.split())
 
 
 def _rule(netns: str | None, backend: str, op: str, table: str, chain: str,

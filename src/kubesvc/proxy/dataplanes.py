@@ -147,7 +147,8 @@ async def cleanup(mode: str, netns: str | None, *,
 _IPTABLES_OURS = re.compile(r"^(\*|COMMIT$|:KUBE-|-A KUBE-|-A .* -j KUBE-)")
 
 
-async def programmed_rules(mode: str, netns: str | None) -> str:
+async def programmed_rules(mode: str, netns: str | None, *,
+                           iptables_backend: str = ipt.DEFAULT_BACKEND) -> str:
     """What `mode` has programmed in `netns`, as the kernel reports it."""
     if mode == "nftables":
         return await nft.list_tables(netns, nftables.FAMILY, set(await _nft_tables(netns)))
@@ -158,7 +159,7 @@ async def programmed_rules(mode: str, netns: str | None) -> str:
     if mode == "iptables":
         lines = []
         for table in ("filter", "nat"):
-            dump = await ipt.save(netns, table)
+            dump = await ipt.save(netns, table, iptables_backend)
             lines += [line for line in dump.splitlines() if _IPTABLES_OURS.match(line)]
         return "\n".join(lines) + "\n"
     raise _unsupported(mode)

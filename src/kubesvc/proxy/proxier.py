@@ -18,8 +18,10 @@ from aiohttp import web
 from kubesvc.api import resources
 from kubesvc.client.informer import InformerFactory
 from kubesvc.kernel import conntrack
+from kubesvc.kernel import iptables as ipt
+from kubesvc.kernel.conntrack import FlowFilter
 from kubesvc.proxy import dataplanes, metrics
-from kubesvc.proxy.conntrack import stale_udp_flows
+from kubesvc.proxy.conntrack import DNAT_MODES, stale_udp_entries, stale_udp_flows
 from kubesvc.proxy.dataplanes import cleanup, programmed_rules
 from kubesvc.proxy.runner import BoundedFrequencyRunner
 from kubesvc.proxy.schedulers import DEFAULT_SCHEDULER
@@ -65,16 +67,19 @@ class ServiceProxy:
         sync_period: float = SYNC_PERIOD,
         full_sync_period: float = FULL_SYNC_PERIOD,
         scheduler: str = DEFAULT_SCHEDULER,
+        iptables_backend: str = ipt.DEFAULT_BACKEND,
     ) -> None:
         self.mode = mode
         self.netns = netns
+        self.iptables_backend = iptables_backend
         # kube-proxy's default --detect-local-mode=ClusterCIDR: traffic from any pod counts as
         # in-cluster; the node's own pod CIDR only stands in when no cluster CIDR is known.
         self.node = NodeConfig(node_name, tuple(node_ips), cluster_cidr or pod_cidr,
                                service_cidr, pod_cidr)
         self.weights = PodWeights()
         self.dataplane = dataplanes.new_dataplane(mode, self.node, netns, scheduler=scheduler,
-                                                  weights=self.weights.weight)
+                                                  weights=self.weights.weight,
+                                                  iptables_backend=iptables_backend)
         if mode == "ipvs":
             # IPVS has no transaction to replay: every periodic sync diffs the kernel against
             # the snapshot, as kube-proxy's IPVS proxier does each syncPeriod.
@@ -152,9 +157,13 @@ class ServiceProxy:
                 synced.append(self._pods.synced.wait())
             await asyncio.gather(*synced)
             self._initialized = True
+            # Leftovers of a run in another mode, or in iptables mode with the other backend:
+            # the kernel runs both backends' tables, so their stale rules would still DNAT.
             for other in dataplanes.MODES:
-                if other != self.mode:  # leftovers of a run in another mode
-                    await cleanup(other, self.netns)
+                backends = ipt.BACKENDS if other == "iptables" else (self.iptables_backend,)
+                for backend in backends:
+                    if (other, backend) != (self.mode, self.iptables_backend):
+                        await cleanup(other, self.netns, iptables_backend=backend)
             self.runner.run()
             await self.runner.loop()
         finally:
@@ -184,12 +193,10 @@ class ServiceProxy:
         self._need_full = False
         if full:
             self._last_full = start
-        flows = stale_udp_flows(update)
-        if flows:
-            try:
-                await conntrack.delete_flows(self.netns, flows)
-            except Exception:  # the rules are in; stale UDP flows only age out slower
-                log.exception("deleting stale conntrack entries failed")
+        try:
+            await self._delete_stale_flows(update, full)
+        except Exception:  # the rules are in; stale UDP flows only age out slower
+            log.exception("deleting stale conntrack entries failed")
         elapsed = time.monotonic() - start
         self.metrics.observe_sync(elapsed, full)
         now = time.time()
@@ -198,6 +205,16 @@ class ServiceProxy:
         self.health.updated(now)
         log.debug("%s sync (%s) of %d changed service ports took %.3fs", self.mode,
                   "full" if full else "partial", len(update.changed), elapsed)
+
+    async def _delete_stale_flows(self, update: SnapshotUpdate, full: bool) -> None:
+        flows = set(stale_udp_flows(update))
+        if full and self.mode in DNAT_MODES:
+            # After a restart `update.previous` is empty: only the kernel still knows the flows
+            # to endpoints that left while no proxy ran.
+            entries = await conntrack.list_entries(self.netns, "udp")
+            flows.update(stale_udp_entries(update.current, entries))
+        if flows:
+            await conntrack.delete_flows(self.netns, sorted(flows, key=FlowFilter.argv))
 
 
 __all__ = ["ServiceProxy", "cleanup", "programmed_rules"]
