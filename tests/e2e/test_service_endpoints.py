@@ -3,8 +3,10 @@ readiness; a pod created after a Service sees the seed's discovery environment v
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
+from kubesvc.kernel.nodenet import NodeNetwork
 from kubesvc.testing import Cluster
 
 # The names of the seed's `env` output (services-zh.md), for Services nginx and kubernetes.
@@ -49,6 +51,13 @@ def test_endpoints_follow_pods(cluster: Cluster, seed: Path) -> None:
     line = re.search(r"^Endpoints:\s+(\S+)$", described, re.M)
     assert line is not None
     assert set(line.group(1).split(",")) == {f"{ip}:80" for ip in ips}
+    # The node itself reaches the Service, as a minikube node does.
+    cluster_ip = cluster.kubectl("get", "svc", "nginx", "-o", "jsonpath={.spec.clusterIP}").stdout
+    node = NodeNetwork(cluster.config.name, isolated=cluster.config.isolated).netns
+    assert node is not None
+    page = subprocess.run(["ip", "netns", "exec", node, "busybox", "wget", "-q", "-O", "-",
+                           f"http://{cluster_ip}/"], capture_output=True, text=True, timeout=20)
+    assert "<title>Welcome to nginx!</title>" in page.stdout, page
     cluster.kubectl("scale", "deployment", "nginx", "--replicas=3")
     settles(cluster, 3)
     victim = json.loads(cluster.kubectl("get", "pods", "-l", "run=nginx", "-o",

@@ -96,7 +96,10 @@ class NodeNetwork:
             + [
                 f"addr replace {self.gateway}/{self.pod_cidr.prefixlen} dev {self.bridge}",
                 f"link set {self.bridge} up",
-            ],
+            ]
+            # The node's own connections to ClusterIPs need a route to start from (a host
+            # has its default route; an isolated node has none): DNAT re-routes them.
+            + ([f"route replace {self.service_cidr} dev {self.bridge}"] if self.isolated else []),
         )
         allowed = [str(self.cluster_cidr), str(self.service_cidr)]
         if self._node_if is not None and self.isolated:
