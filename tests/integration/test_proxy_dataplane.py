@@ -1,16 +1,8 @@
 """The service proxy on real namespaces (root), in both modes, fed through a real API server.
 
-Topology, all of it made here and named kp<pid>…:
-
-    outside 192.0.2.1 ── eth0 192.0.2.2  node  kbr0 10.244.0.1/24 ─┬─ pod1   10.244.0.2
-    (stands for the host / a LB client)  (rules here)              ├─ pod2   10.244.0.3
-                                                                    └─ client 10.244.0.4
-
-pod1 and pod2 serve HTTP on :80 (the page is their name) and answer UDP on :5353 with their
-name. The node forwards (only inside its own namespace), calls iptables for bridged traffic and
-hairpins its bridge ports, as the research's setup did. The outside namespace routes the
-LoadBalancer and external IPs to the node. Traffic never leaves these namespaces; the last
-test checks that nothing of them is left.
+The topology is proxy_topology's, named kp<pid>…: pod1 and pod2 also answer UDP on :5353 with
+their name. The node calls iptables for bridged traffic and hairpins its bridge ports, as the
+research's setup did. The topology fixture checks at the end that nothing of it is left.
 """
 
 from __future__ import annotations
@@ -18,25 +10,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from proxy_topology import (
+    BACKENDS,
+    EXTERNAL_IP,
+    NODE_IP,
+    UDP_ECHO,
+    Topology,
+    answers,
+    built,
+    delete_made,
+    endpoint_slice,
+    eventually,
+    http_get,
+    load_balancer_ip,
+    running_proxy,
+    service,
+)
 
-from kubesvc.client.informer import InformerFactory
-from kubesvc.client.rest import Client
-from kubesvc.kernel.netns import list_netns, open_socket
-from kubesvc.proxy.proxier import ServiceProxy, cleanup, programmed_rules
+from kubesvc.kernel.netns import open_socket
+from kubesvc.proxy.proxier import cleanup, programmed_rules
 from kubesvc.testing import Cluster, free_port
 
 pytestmark = [pytest.mark.root, pytest.mark.asyncio(loop_scope="module")]
@@ -44,104 +44,13 @@ pytestmark = [pytest.mark.root, pytest.mark.asyncio(loop_scope="module")]
 PREFIX = f"kp{os.getpid() % 10000}"
 TOOLS = ("ip", "bridge", "nft", "iptables-restore", "iptables-save", "conntrack", "nsenter",
          "busybox", "sysctl")
-NODE_NAME = "node-a"
-NODE_IP = "192.0.2.2"
-OUTSIDE_IP = "192.0.2.1"
-EXTERNAL_IP = "203.0.113.10"
-PODS = {"pod1": "10.244.0.2", "pod2": "10.244.0.3", "client": "10.244.0.4"}
-BACKENDS = ("pod1", "pod2")
-T = TypeVar("T")
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True, text=True)
-
-
-@dataclass
-class Topology:
-    node: str = f"{PREFIX}n"
-    outside: str = f"{PREFIX}x"
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def ns(self, pod: str) -> str:
-        return f"{PREFIX}{pod}"
-
-    @property
-    def namespaces(self) -> list[str]:
-        return [self.node, self.outside, *(self.ns(p) for p in PODS)]
-
-    def build(self, www: Path) -> None:
-        for ns in self.namespaces:
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        n = self.node
-        sh("ip", "-n", n, "link", "add", "kbr0", "type", "bridge")
-        sh("ip", "-n", n, "addr", "add", "10.244.0.1/24", "dev", "kbr0")
-        sh("ip", "-n", n, "link", "set", "kbr0", "up")
-        for pod, ip in PODS.items():
-            port = f"v{pod}"
-            sh("ip", "-n", n, "link", "add", port, "type", "veth", "peer", "name", "eth0",
-               "netns", self.ns(pod))
-            sh("ip", "-n", n, "link", "set", port, "master", "kbr0", "up")
-            sh("bridge", "-n", n, "link", "set", "dev", port, "hairpin", "on")
-            sh("ip", "-n", self.ns(pod), "addr", "add", f"{ip}/24", "dev", "eth0")
-            sh("ip", "-n", self.ns(pod), "link", "set", "eth0", "up")
-            sh("ip", "-n", self.ns(pod), "route", "add", "default", "via", "10.244.0.1")
-        sh("ip", "-n", n, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-           "netns", self.outside)
-        sh("ip", "-n", n, "addr", "add", f"{NODE_IP}/24", "dev", "eth0")
-        sh("ip", "-n", n, "link", "set", "eth0", "up")
-        sh("ip", "-n", self.outside, "addr", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
-        sh("ip", "-n", self.outside, "link", "set", "eth0", "up")
-        sh("ip", "-n", self.outside, "route", "add", f"{EXTERNAL_IP}/32", "via", NODE_IP)
-        # The node itself reaches ClusterIPs through the bridge, from the bridge's address.
-        sh("ip", "-n", n, "route", "add", "10.96.0.0/12", "dev", "kbr0", "src", "10.244.0.1")
-        sh("ip", "netns", "exec", n, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
-           "net.bridge.bridge-nf-call-iptables=1")
-        echo = ("import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                "s.bind(('0.0.0.0',5353))\nwhile True:\n d,a=s.recvfrom(2048)\n"
-                " s.sendto(sys.argv[1].encode(),a)\n")
-        for pod in BACKENDS:
-            root = www / pod
-            root.mkdir()
-            (root / "index.html").write_text(pod)
-            self._spawn(pod, "busybox", "httpd", "-f", "-p", "80", "-h", str(root))
-            self._spawn(pod, sys.executable, "-c", echo, pod)
-
-    def _spawn(self, pod: str, *argv: str) -> None:
-        self.processes.append(subprocess.Popen(
-            ["ip", "netns", "exec", self.ns(pod), *argv],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-    def route_to_node(self, ip: str) -> None:
-        sh("ip", "-n", self.outside, "route", "replace", f"{ip}/32", "via", NODE_IP)
-
-    def teardown(self) -> None:
-        for proc in self.processes:
-            proc.kill()
-            proc.wait()
-        for ns in self.namespaces:
-            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
-
-
-def _require_root_and_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.fail("the proxy integration tests need root (network namespaces)")
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"missing tools: {', '.join(missing)}")
 
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    _require_root_and_tools()
-    topo = Topology()
-    try:
-        topo.build(tmp_path_factory.mktemp("www"))
+    topo = Topology(PREFIX, tmp_path_factory.mktemp("www"), servers=(UDP_ECHO,), kernel_nat=True)
+    with built(topo, TOOLS):
         yield topo
-    finally:
-        topo.teardown()
-    assert not list_netns(PREFIX), "namespaces left behind"
 
 
 @pytest.fixture(scope="module")
@@ -155,38 +64,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 class RunningProxy:
-    """A ServiceProxy for the node namespace, running in this event loop."""
+    """The node's proxy, which a test may stop and start again, as kube-proxy restarts."""
 
     def __init__(self, cluster: Cluster, topo: Topology, mode: str) -> None:
         self.cluster = cluster
         self.topo = topo
         self.mode = mode
         self.metrics_port = free_port()
-        self._stop: Callable[[], Awaitable[None]] | None = None
+        self._running: contextlib.AsyncExitStack | None = None
 
     async def start(self) -> None:
-        client = Client.for_cluster(self.cluster.config)
-        factory = InformerFactory(client)
-        proxy = ServiceProxy(factory, mode=self.mode, node_name=NODE_NAME, node_ips=[NODE_IP],
-                             netns=self.topo.node, pod_cidr="10.244.0.0/24",
-                             cluster_cidr="10.244.0.0/16", service_cidr="10.96.0.0/12",
-                             metrics_port=self.metrics_port, min_sync_period=0.05)
-        factory.start()
-        task = asyncio.create_task(proxy.run())
-
-        async def stop() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await factory.stop()
-            await client.close()
-
-        self._stop = stop
+        self._running = contextlib.AsyncExitStack()
+        await self._running.enter_async_context(
+            running_proxy(self.cluster, self.topo, self.mode, self.metrics_port))
 
     async def stop(self) -> None:
-        if self._stop is not None:
-            await self._stop()
-            self._stop = None
+        if self._running is not None:
+            await self._running.aclose()
+            self._running = None
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module",
@@ -200,62 +95,7 @@ async def proxy(request: pytest.FixtureRequest, cluster: Cluster,
     finally:
         await running.stop()
         await cleanup(request.param, topology.node)
-        for kind in ("service", "endpointslice"):
-            cluster.kubectl("delete", kind, "-l", "kubesvc-test=proxy", "--wait=false")
-
-
-def service(name: str, ip: str, *, port: int = 80, protocol: str = "TCP",
-            **spec: Any) -> dict[str, Any]:
-    spec_ports = [{"name": "p", "port": port, "protocol": protocol,
-                   **({"nodePort": spec.pop("nodePort")} if "nodePort" in spec else {})}]
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "default",
-                         "labels": {"kubesvc-test": "proxy"}},
-            "spec": {"clusterIP": ip, "ports": spec_ports, **spec}}
-
-
-def endpoint_slice(service_name: str, pods: list[str], *, port: int = 80,
-                   protocol: str = "TCP") -> dict[str, Any]:
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": f"{service_name}-test", "namespace": "default",
-                         "labels": {"kubernetes.io/service-name": service_name,
-                                    "endpointslice.kubernetes.io/managed-by": "kubesvc-test",
-                                    "kubesvc-test": "proxy"}},
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [PODS[p]], "conditions": {"ready": True},
-                           "nodeName": NODE_NAME} for p in pods],
-            "ports": [{"name": "p", "port": port, "protocol": protocol}]}
-
-
-async def http_get(netns: str, host: str, port: int = 80, timeout: float = 3.0) -> str:
-    """GET / from inside `netns`; the body. Refusals raise ConnectionRefusedError."""
-    loop = asyncio.get_running_loop()
-    sock = await open_socket(netns)
-    try:
-        await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
-        await loop.sock_sendall(sock, f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        data = b""
-        while chunk := await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout):
-            data += chunk
-    finally:
-        sock.close()
-    return data.decode().partition("\r\n\r\n")[2]
-
-
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
-    """The first result of `check` that does not raise, retrying until `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await check()
-        except (OSError, AssertionError, TimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
-async def answers(netns: str, host: str, port: int = 80, n: int = 100) -> Counter[str]:
-    return Counter([await http_get(netns, host, port) for _ in range(n)])
+        delete_made(cluster, "service", "endpointslice")
 
 
 async def test_cluster_ip_from_a_client_pod(proxy: RunningProxy, cluster: Cluster,
@@ -267,7 +107,7 @@ async def test_cluster_ip_from_a_client_pod(proxy: RunningProxy, cluster: Cluste
     out = subprocess.run(["ip", "netns", "exec", client, "timeout", "5", "busybox", "wget",
                           "-qO-", "http://10.96.100.10/"], capture_output=True, text=True)
     assert out.stdout in BACKENDS
-    seen = await answers(client, "10.96.100.10")
+    seen = Counter(await answers(client, "10.96.100.10", n=100))
     assert set(seen) == set(BACKENDS), seen
 
 
@@ -279,7 +119,7 @@ async def test_from_the_node_and_hairpin(proxy: RunningProxy, cluster: Cluster,
     assert set(await answers(topology.node, "10.96.100.10", n=40)) == set(BACKENDS)
     # pod1 through a Service that sends it to itself half of the time, then always.
     assert set(await answers(topology.ns("pod1"), "10.96.100.10", n=40)) == set(BACKENDS)
-    assert await answers(topology.ns("pod1"), "10.96.100.11", n=10) == Counter(pod1=10)
+    assert await answers(topology.ns("pod1"), "10.96.100.11", n=10) == ["pod1"] * 10
 
 
 async def test_node_port_load_balancer_and_external_ip(proxy: RunningProxy, cluster: Cluster,
@@ -287,19 +127,12 @@ async def test_node_port_load_balancer_and_external_ip(proxy: RunningProxy, clus
     cluster.apply(service("lb", "10.96.100.12", type="LoadBalancer", nodePort=30080,
                           externalIPs=[EXTERNAL_IP]),
                   endpoint_slice("lb", ["pod1", "pod2"]))
-    lb_ip = await eventually(lambda: _lb_ip(cluster, "lb"))
+    lb_ip = await eventually(lambda: load_balancer_ip(cluster, "lb"))
     topology.route_to_node(lb_ip)
     outside = topology.outside
     assert await eventually(lambda: http_get(outside, NODE_IP, 30080)) in BACKENDS
     for target, port in ((NODE_IP, 30080), (lb_ip, 80), (EXTERNAL_IP, 80)):
-        assert set(await answers(outside, target, port, n=30)) == set(BACKENDS), target
-
-
-async def _lb_ip(cluster: Cluster, name: str) -> str:
-    out = cluster.kubectl("get", "service", name, "-o",
-                          "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout
-    assert out, "no LoadBalancer IP yet"
-    return out
+        assert set(await answers(outside, target, n=30, port=port)) == set(BACKENDS), target
 
 
 async def test_service_without_endpoints_refuses_at_once(
@@ -311,7 +144,7 @@ async def test_service_without_endpoints_refuses_at_once(
 
     async def refused(netns: str) -> None:
         try:
-            await http_get(netns, "10.96.100.13", timeout=5.0)
+            await http_get(netns, "10.96.100.13")
         except ConnectionRefusedError:
             return
         raise AssertionError("still answered")
@@ -320,7 +153,7 @@ async def test_service_without_endpoints_refuses_at_once(
     # Refused, not timed out, from a pod and from the node alike.
     for netns in (client, topology.node):
         with pytest.raises(ConnectionRefusedError):
-            await http_get(netns, "10.96.100.13", timeout=5.0)
+            await http_get(netns, "10.96.100.13")
 
 
 async def test_session_affinity_keeps_a_client_on_one_pod(
@@ -330,7 +163,7 @@ async def test_session_affinity_keeps_a_client_on_one_pod(
                   endpoint_slice("sticky", ["pod1", "pod2"]))
     client = topology.ns("client")
     await eventually(lambda: http_get(client, "10.96.100.14"))
-    seen = await answers(client, "10.96.100.14", n=30)
+    seen = Counter(await answers(client, "10.96.100.14", n=30))
     assert len(seen) == 1, seen
 
 
@@ -419,7 +252,7 @@ async def test_rules_outlive_the_proxy_and_cleanup_removes_them(
     cluster.apply(endpoint_slice("web", ["pod2"]))
 
     async def only_pod2() -> None:
-        assert await answers(client, "10.96.100.10", n=10) == Counter(pod2=10)
+        assert await answers(client, "10.96.100.10", n=10) == ["pod2"] * 10
 
     await eventually(only_pod2)
     assert "10.96.100.10" in await programmed_rules(mode, topology.node)

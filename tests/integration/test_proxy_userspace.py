@@ -2,39 +2,46 @@
 backends, retries, affinity, UDP, and Services coming and going.
 
 One `kubesvc up --proxy-mode userspace` serves the walkthrough with real pods; the rest runs a
-ServiceProxy in this process against that cluster's API, for a topology made here (ku<pid>…):
-
-    outside 192.0.2.1 ── eth0 192.0.2.2  node  kbr0 10.244.0.1/24 ─┬─ pod1   10.244.0.2
-                                          (relay workers, rules)    ├─ pod2   10.244.0.3
-                                                                    └─ client 10.244.0.4 (+.20-.23)
-
-pod1 and pod2 serve HTTP on :80 (the page is their name), a TCP echo on :7 that prefixes their
-name, and UDP on :5353 answering with their name. Traffic never leaves these namespaces.
+ServiceProxy in this process against that cluster's API, its relay workers in the node of
+proxy_topology's namespaces (named ku<pid>…). pod1 and pod2 also run a TCP echo on :7 that
+prefixes their name, and UDP on :5353 answering with their name; the client pod has the
+addresses 10.244.0.20-.23 as well, for tests that vary the source.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
-import shutil
 import socket
 import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from proxy_topology import (
+    BACKENDS,
+    EXTERNAL_IP,
+    LABELS,
+    NODE_IP,
+    PODS,
+    UDP_ECHO,
+    Topology,
+    answers,
+    built,
+    connect,
+    delete_made,
+    endpoint_slice,
+    eventually,
+    http_get,
+    load_balancer_ip,
+    running_proxy,
+    service,
+)
 
-from kubesvc.client.informer import InformerFactory
-from kubesvc.client.rest import Client
-from kubesvc.kernel.netns import list_netns, open_socket
+from kubesvc.kernel.netns import open_socket
 from kubesvc.proxy.proxier import ServiceProxy, cleanup, programmed_rules
 from kubesvc.proxy.schedulers import DestinationHashing, Scheduler, SourceHashing
 from kubesvc.proxy.types import ServicePortName
@@ -46,15 +53,11 @@ pytestmark = [pytest.mark.root, pytest.mark.asyncio(loop_scope="module")]
 
 PREFIX = f"ku{os.getpid() % 10000}"
 TOOLS = ("ip", "bridge", "nft", "conntrack", "nsenter", "busybox", "sysctl")
-NODE_NAME = "node-u"
-NODE_IP, OUTSIDE_IP, EXTERNAL_IP = "192.0.2.2", "192.0.2.1", "203.0.113.10"
-PODS = {"pod1": "10.244.0.2", "pod2": "10.244.0.3", "client": "10.244.0.4"}
-BACKENDS = ("pod1", "pod2")
-CLIENT_SOURCES = [f"10.244.0.{n}" for n in range(20, 24)]
+CLIENT_SOURCES = tuple(f"10.244.0.{n}" for n in range(20, 24))
 TITLE = "<title>Welcome to nginx!</title>"
-T = TypeVar("T")
 
-ECHO = """import socket, sys, threading
+# A backend's TCP echo on :7: it sends back what it reads, after the pod's name.
+TCP_ECHO = """import socket, sys, threading
 def serve(conn):
     with conn:
         while data := conn.recv(4096):
@@ -63,102 +66,14 @@ server = socket.create_server(("0.0.0.0", 7))
 while True:
     threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
 """
-UDP_ECHO = """import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", 5353))
-while True:
-    d, a = s.recvfrom(2048)
-    s.sendto(sys.argv[1].encode(), a)
-"""
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(argv, check=True, capture_output=True, text=True)
-
-
-@dataclass
-class Topology:
-    www: Path
-    node: str = f"{PREFIX}n"
-    outside: str = f"{PREFIX}x"
-    httpd: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def ns(self, pod: str) -> str:
-        return f"{PREFIX}{pod}"
-
-    @property
-    def namespaces(self) -> list[str]:
-        return [self.node, self.outside, *(self.ns(p) for p in PODS)]
-
-    def build(self) -> None:
-        for ns in self.namespaces:
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        n = self.node
-        sh("ip", "-n", n, "link", "add", "kbr0", "type", "bridge")
-        sh("ip", "-n", n, "addr", "add", "10.244.0.1/24", "dev", "kbr0")
-        sh("ip", "-n", n, "link", "set", "kbr0", "up")
-        for pod, ip in PODS.items():
-            sh("ip", "-n", n, "link", "add", f"v{pod}", "type", "veth", "peer", "name", "eth0",
-               "netns", self.ns(pod))
-            sh("ip", "-n", n, "link", "set", f"v{pod}", "master", "kbr0", "up")
-            sh("ip", "-n", self.ns(pod), "addr", "add", f"{ip}/24", "dev", "eth0")
-            sh("ip", "-n", self.ns(pod), "link", "set", "eth0", "up")
-            sh("ip", "-n", self.ns(pod), "route", "add", "default", "via", "10.244.0.1")
-        for ip in CLIENT_SOURCES:
-            sh("ip", "-n", self.ns("client"), "addr", "add", f"{ip}/24", "dev", "eth0")
-        sh("ip", "-n", n, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-           "netns", self.outside)
-        sh("ip", "-n", n, "addr", "add", f"{NODE_IP}/24", "dev", "eth0")
-        sh("ip", "-n", n, "link", "set", "eth0", "up")
-        sh("ip", "-n", self.outside, "addr", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
-        sh("ip", "-n", self.outside, "link", "set", "eth0", "up")
-        sh("ip", "-n", self.outside, "route", "add", f"{EXTERNAL_IP}/32", "via", NODE_IP)
-        sh("ip", "-n", n, "route", "add", "10.96.0.0/12", "dev", "kbr0", "src", "10.244.0.1")
-        sh("ip", "netns", "exec", n, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        for pod in BACKENDS:
-            (self.www / pod).mkdir()
-            (self.www / pod / "index.html").write_text(pod)
-            self.start_httpd(pod)
-            self.processes.append(self._spawn(pod, sys.executable, "-c", ECHO, pod))
-            self.processes.append(self._spawn(pod, sys.executable, "-c", UDP_ECHO, pod))
-
-    def _spawn(self, pod: str, *argv: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(["ip", "netns", "exec", self.ns(pod), *argv],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def start_httpd(self, pod: str) -> None:
-        self.httpd[pod] = self._spawn(pod, "busybox", "httpd", "-f", "-p", "80", "-h",
-                                      str(self.www / pod))
-
-    def kill_httpd(self, pod: str) -> None:
-        proc = self.httpd.pop(pod)
-        proc.kill()
-        proc.wait()
-
-    def teardown(self) -> None:
-        for proc in [*self.httpd.values(), *self.processes]:
-            proc.kill()
-            proc.wait()
-        for ns in self.namespaces:
-            subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    if os.geteuid() != 0:
-        pytest.fail("the userspace proxy tests need root (network namespaces)")
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(f"missing tools: {', '.join(missing)}")
-    topo = Topology(tmp_path_factory.mktemp("www"))
-    try:
-        topo.build()
+    topo = Topology(PREFIX, tmp_path_factory.mktemp("www"), servers=(TCP_ECHO, UDP_ECHO),
+                    client_sources=CLIENT_SOURCES)
+    with built(topo, TOOLS):
         yield topo
-    finally:
-        topo.teardown()
-    assert not list_netns(PREFIX), "namespaces left behind"
 
 
 @pytest.fixture(scope="module")
@@ -174,98 +89,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def proxy(cluster: Cluster, topology: Topology) -> AsyncIterator[ServiceProxy]:
-    client = Client.for_cluster(cluster.config)
-    factory = InformerFactory(client)
-    proxy = ServiceProxy(factory, mode="userspace", node_name=NODE_NAME, node_ips=[NODE_IP],
-                         netns=topology.node, pod_cidr="10.244.0.0/24",
-                         cluster_cidr="10.244.0.0/16", service_cidr="10.96.0.0/12",
-                         min_sync_period=0.05)
-    factory.start()
-    task = asyncio.create_task(proxy.run())
     try:
-        yield proxy
+        async with running_proxy(cluster, topology, "userspace") as proxy:
+            yield proxy
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await factory.stop()
-        await client.close()
         await cleanup("userspace", topology.node)
-        for kind in ("service", "endpointslice", "pod"):
-            cluster.kubectl("delete", kind, "-l", "kubesvc-test=userspace", "--wait=false")
-
-
-def service(name: str, ip: str, *, port: int = 80, protocol: str = "TCP", scheduler: str = "",
-            **spec: Any) -> dict[str, Any]:
-    spec_port = {"name": "p", "port": port, "protocol": protocol}
-    if "nodePort" in spec:
-        spec_port["nodePort"] = spec.pop("nodePort")
-    annotations = {"kubesvc.io/scheduler": scheduler} if scheduler else {}
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "default", "annotations": annotations,
-                         "labels": {"kubesvc-test": "userspace"}},
-            "spec": {"clusterIP": ip, "ports": [spec_port], **spec}}
-
-
-def endpoint_slice(service_name: str, pods: list[str], *, port: int = 80,
-                   protocol: str = "TCP") -> dict[str, Any]:
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": f"{service_name}-test", "namespace": "default",
-                         "labels": {"kubernetes.io/service-name": service_name,
-                                    "endpointslice.kubernetes.io/managed-by": "kubesvc-test",
-                                    "kubesvc-test": "userspace"}},
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [PODS[p]], "conditions": {"ready": True},
-                           "nodeName": NODE_NAME} for p in pods],
-            "ports": [{"name": "p", "port": port, "protocol": protocol}]}
-
-
-async def connect(netns: str, host: str, port: int = 80,
-                  source: str | None = None) -> socket.socket:
-    sock = await open_socket(netns)
-    if source:
-        sock.bind((source, 0))
-    try:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), 3)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def http_get(netns: str, host: str, port: int = 80, source: str | None = None) -> str:
-    """GET / from inside `netns`; the body."""
-    loop = asyncio.get_running_loop()
-    sock = await connect(netns, host, port, source)
-    try:
-        await loop.sock_sendall(sock, f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        data = b""
-        while chunk := await asyncio.wait_for(loop.sock_recv(sock, 65536), 5):
-            data += chunk
-    finally:
-        sock.close()
-    return data.decode().partition("\r\n\r\n")[2]
+        delete_made(cluster, "service", "endpointslice", "pod")
 
 
 async def exchange(sock: socket.socket, message: bytes) -> bytes:
     loop = asyncio.get_running_loop()
     await loop.sock_sendall(sock, message)
     return await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
-
-
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await check()
-        except (OSError, AssertionError, TimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
-async def answers(netns: str, host: str, n: int, port: int = 80) -> list[str]:
-    return [await http_get(netns, host, port) for _ in range(n)]
 
 
 async def test_the_seed_walkthrough_reaches_nginx_through_the_cluster_ip(
@@ -297,20 +132,12 @@ async def test_cluster_ip_node_port_load_balancer_and_external_ip(
                           "-qO-", "http://10.96.200.10/"], capture_output=True, text=True)
     assert out.stdout in BACKENDS
     assert set(await answers(topology.node, "10.96.200.10", 10)) == set(BACKENDS)
-    lb_ip = await eventually(lambda: _lb_ip(cluster, "web"))
-    subprocess.run(["ip", "-n", topology.outside, "route", "replace", f"{lb_ip}/32", "via",
-                    NODE_IP], check=True)
+    lb_ip = await eventually(lambda: load_balancer_ip(cluster, "web"))
+    topology.route_to_node(lb_ip)
     await portal(topology, lb_ip)
     for host, port in ((NODE_IP, 30280), (lb_ip, 80), (EXTERNAL_IP, 80)):
         assert set(await answers(topology.outside, host, 10, port)) == set(BACKENDS), host
     assert "10.96.200.10 . tcp . 80" in await programmed_rules("userspace", topology.node)
-
-
-async def _lb_ip(cluster: Cluster, name: str) -> str:
-    out = cluster.kubectl("get", "service", name, "-o",
-                          "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout
-    assert out, "no LoadBalancer IP yet"
-    return out
 
 
 def pick(scheduler: Scheduler, client: str, dest: str) -> int:
@@ -350,7 +177,7 @@ async def test_wrr_follows_the_pods_weights(proxy: ServiceProxy, cluster: Cluste
     for pod, weight in (("pod1", "3"), ("pod2", "1")):
         cluster.apply({"apiVersion": "v1", "kind": "Pod",
                        "metadata": {"name": f"weighted-{pod}", "namespace": "default",
-                                    "labels": {"kubesvc-test": "userspace"},
+                                    "labels": LABELS,
                                     "annotations": {"kubesvc.io/weight": weight}},
                        "spec": {"nodeName": "elsewhere",
                                 "containers": [{"name": "c", "image": "busybox"}]}})
