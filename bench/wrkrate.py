@@ -9,7 +9,8 @@ import subprocess
 def rate(netns: str, url: str, duration: int, *, threads: int = 2, connections: int = 50,
          headers: tuple[str, ...] = (), errors_fail: bool = True) -> float:
     """Requests per second. Socket errors or non-2xx answers fail the benchmark, or with
-    `errors_fail=False` are printed (a relay under new-connection load may reset a few)."""
+    `errors_fail=False` are printed (a relay under new-connection load may reset a few, and a
+    busy machine makes a few connections time out)."""
     argv = ["ip", "netns", "exec", netns, "wrk", f"-t{threads}", f"-c{connections}",
             f"-d{duration}s"]
     for header in headers:
