@@ -44,6 +44,8 @@ class Cluster:
     port: int = field(default_factory=free_port)
     # Cluster, node and namespace name: unique, so clusters of parallel tests never meet.
     name: str = field(default_factory=lambda: f"t{secrets.token_hex(3)}")
+    # How long `kubesvc up` may take to be ready: more under emulation (tests/vm).
+    start_timeout: float = START_TIMEOUT
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,7 +73,7 @@ class Cluster:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while not self.kubeconfig.exists():
             if self.process.poll() is not None:
                 raise RuntimeError(f"kubesvc up exited with {self.process.returncode}:\n"

@@ -6,18 +6,24 @@ kernel lacks (IPVS: no CONFIG_IP_VS here).
   bridges, veth, dummy, 9p and overlayfs, with everything they depend on, go into a small
   initramfs built here (a newc cpio written by Python) with busybox-static, whose depmod
   writes modules.dep and whose modprobe the kernel then calls to load modules on demand.
-  Kernel and initramfs are cached (CACHE) per kernel version.
+  Kernel and initramfs are cached (CACHE) per kernel version, the initramfs under a digest of
+  what it is built from (/init and this module), so checkouts with different ones that share
+  the cache never boot each other's.
 - The guest mounts the host's root read-only over 9p with a tmpfs overlay on top and runs a
   job there as root, in a chroot: the project, its virtualenv, ip, nft and Python all work
   unchanged, and nothing the job writes reaches the host except through a shared directory
-  (mounted at /vmshare) that also carries job.sh in and job.log and rc out.
+  (mounted at /vmshare) that also carries job.sh in and job.log and rc out. The overlay is
+  laid over the initramfs's root, so a process that enters a mount namespace (nsenter, as
+  `kubectl exec` does) finds the host's view there too.
 - The VM has no network device at all (-nic none): its traffic cannot leave it. There is no
   KVM for a stock kernel here, so QEMU emulates (TCG); Python in the guest is ~20x slower.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
 import os
 import shlex
 import shutil
@@ -25,6 +31,7 @@ import stat
 import struct
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +48,7 @@ MODULES = ("veth", "dummy", "crc32c_generic")
 BOOT_MODULES = ("crc32c_generic", "virtio_pci", "9pnet_virtio", "9p", "overlay", "br_netfilter")
 TOOLS = ("qemu-system-x86_64", "apt-get", "apt-cache", "dpkg-deb")
 BUSYBOX = Path("/bin/busybox")
+STALE_AFTER = 24 * 3600.0  # seconds after its last use that an initramfs is removed
 
 
 class VMError(Exception):
@@ -185,8 +193,17 @@ def build_initramfs(tree: Path, version: str, out: Path) -> None:
         out.write_bytes(gzip.compress(cpio.finish(), compresslevel=1))
 
 
+def _build_digest() -> str:
+    """What the initramfs is made from besides the kernel: /init and this module."""
+    return hashlib.sha256(INIT.read_bytes() + Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def ensure_image(cache: Path = CACHE) -> Image:
-    """The kernel and initramfs, built once per kernel version into `cache`."""
+    """The kernel and initramfs, built once per kernel version and build digest into `cache`.
+
+    Files appear whole (written aside, then renamed), as another test run may boot from the
+    same cache at the same time; an initramfs that no run has used for a day goes.
+    """
     missing = missing_tools()
     if missing:
         raise VMError(f"missing: {', '.join(missing)} (apt-get install qemu-system-x86 "
@@ -194,10 +211,9 @@ def ensure_image(cache: Path = CACHE) -> Image:
     package = kernel_package()
     version = package.removeprefix("linux-image-")
     home = cache / version
-    image = Image(version, home / "vmlinuz", home / "initramfs.gz")
-    fresh = image.initrd.exists() and image.initrd.stat().st_mtime >= max(
-        INIT.stat().st_mtime, Path(__file__).stat().st_mtime)
-    if image.kernel.exists() and fresh:
+    image = Image(version, home / "vmlinuz", home / f"initramfs-{_build_digest()}.gz")
+    if image.kernel.exists() and image.initrd.exists():
+        os.utime(image.initrd)  # in use, so not stale
         return image
     home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kubesvc-vm-", dir=cache) as work:
@@ -205,8 +221,13 @@ def ensure_image(cache: Path = CACHE) -> Image:
         (deb,) = Path(work).glob("*.deb")
         tree = Path(work) / "tree"
         _run("dpkg-deb", "-x", str(deb), str(tree))
-        shutil.copyfile(tree / "boot" / f"vmlinuz-{version}", image.kernel)
-        build_initramfs(tree, version, image.initrd)
+        build_initramfs(tree, version, Path(work) / image.initrd.name)
+        os.replace(tree / "boot" / f"vmlinuz-{version}", image.kernel)
+        os.replace(Path(work) / image.initrd.name, image.initrd)
+    for other in home.glob("initramfs-*.gz"):
+        with contextlib.suppress(FileNotFoundError):  # another run may remove it too
+            if other != image.initrd and time.time() - other.stat().st_mtime > STALE_AFTER:
+                other.unlink()
     return image
 
 
@@ -252,11 +273,16 @@ def run(image: Image, job: str, share: Path, timeout: float) -> Result:
 
 
 def python_job(project: Path, python: str, argv: Iterable[str]) -> str:
-    """A job that runs `python argv...` from `project` (with this process's PYTHONPATH)."""
+    """A job that runs `python argv...` from `project` (with this process's PYTHONPATH).
+
+    Python writes bytecode (into the tmpfs overlay, never to the host): the project's modules
+    are then compiled once per boot, not in each of the job's Python processes (a cluster
+    starts many), which under emulation costs seconds apiece when the host's tree holds none.
+    """
     path = os.environ.get("PYTHONPATH")
     return "\n".join([
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "export HOME=/root PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+        "export HOME=/root PYTHONUNBUFFERED=1",
         *([f"export PYTHONPATH={shlex.quote(path)}"] if path else []),
         f"cd {shlex.quote(str(project))}",
         f"exec {shlex.join([python, *argv])}",

@@ -1,6 +1,7 @@
 #!/bin/busybox sh
 # /init of the test VM (tests/vm/harness.py): load what mounting the host needs, mount the
-# host's root read-only with a tmpfs overlay, run /vmshare/job.sh chrooted there, power off.
+# host's root read-only under a tmpfs overlay, lay that over this initramfs's root, run
+# /vmshare/job.sh chrooted there, power off.
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -30,5 +31,11 @@ mount -t devtmpfs devtmpfs /root/dev
 mount -t tmpfs tmpfs /root/run
 mkdir -p /root/vmshare /root/run/netns
 mount --bind /share /root/vmshare
-chroot /root /bin/sh /vmshare/job.sh > /share/job.log 2>&1
+# The overlay goes on top of this initramfs's root, as switch_root puts it, and the job runs
+# chrooted there: a process that joins a mount namespace (nsenter --mount, which kubectl exec
+# uses) gets the topmost mount on the namespace's root as its root, which must be the host's
+# view rather than this initramfs. This shell keeps its root (it does not chroot), and so does
+# the kernel's modprobe helper, which shares it: modules still load from the initramfs.
+cd /root && mount --move . / || { echo "vm: cannot move the root"; finish 96; }
+chroot . /bin/sh /vmshare/job.sh > /share/job.log 2>&1
 finish $?
